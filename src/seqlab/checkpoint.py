@@ -1,0 +1,61 @@
+"""Self-describing checkpoints: weights, model config, tokenizer and provenance in one file.
+
+Everything is stored as tensors and plain Python values, so loading uses
+``torch.load(weights_only=True)`` and needs no other file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from seqlab.atomic import atomic_path
+from seqlab.config import ModelConfig, as_dict, build
+from seqlab.errors import DataError
+from seqlab.model import Seq2Seq, build_model
+from seqlab.tokenizer import Tokenizer
+
+FORMAT = "seqlab-checkpoint/1"
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A model rebuilt from a checkpoint, with its tokenizer and training record."""
+
+    model: Seq2Seq
+    tokenizer: Tokenizer
+    info: dict[str, Any]  # free-form provenance: corpus, epoch, losses (display only)
+
+
+def save_checkpoint(path: str | Path, *, model: Seq2Seq, tokenizer: Tokenizer, info: dict[str, Any]) -> None:
+    """Write atomically, so a crash never leaves a truncated checkpoint behind."""
+    payload = {
+        "format": FORMAT,
+        "model_config": as_dict(model.config),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "tokenizer": {"src_model": tokenizer.src_model, "tgt_model": tokenizer.tgt_model},
+        "info": info,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: str | Path, *, device: torch.device | str = "cpu") -> Loaded:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: checkpoint not found")
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # torch raises many types for a file that is not a checkpoint
+        raise DataError(f"{path}: not a readable seqlab checkpoint ({type(err).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise DataError(f"{path}: not a seqlab checkpoint (expected format {FORMAT})")
+    tokenizer = Tokenizer(src_model=payload["tokenizer"]["src_model"], tgt_model=payload["tokenizer"]["tgt_model"])
+    config = build(ModelConfig, payload["model_config"], "model")
+    model = build_model(config, src_vocab=tokenizer.src_vocab_size, tgt_vocab=tokenizer.tgt_vocab_size)
+    model.load_state_dict(payload["state_dict"])
+    model.to(device).eval()
+    return Loaded(model=model, tokenizer=tokenizer, info=payload["info"])

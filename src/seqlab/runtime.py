@@ -1,0 +1,38 @@
+"""Where and how tensors run: seeding, device choice, mixed precision."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+
+import torch
+
+from seqlab.errors import ConfigError
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python and torch (CPU and CUDA) so a stage is repeatable."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` is CUDA when present, else CPU; asking for absent CUDA is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: 'cuda' was asked for but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA; full precision elsewhere."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def set_threads(threads: int) -> None:
+    """Cap torch's intra-op threads; 0 leaves torch's default (one per core)."""
+    if threads > 0:
+        torch.set_num_threads(threads)

@@ -1,0 +1,67 @@
+"""Text in, text out: batching sentences by length for search and restoring their order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from seqlab.batching import pad
+from seqlab.config import DecodeConfig
+from seqlab.model import Seq2Seq
+from seqlab.runtime import autocast
+from seqlab.search import Hypothesis, search
+from seqlab.tokenizer import Tokenizer
+
+
+@dataclass(frozen=True)
+class Translation:
+    """The n-best outputs for one input line, best first."""
+
+    source_pieces: list[str]
+    hypotheses: list[Hypothesis]
+    texts: list[str]
+    truncated: bool  # the source was longer than the model may read and was cut
+
+
+def _batches(lengths: list[int], batch_size: int) -> Iterator[list[int]]:
+    # Longest first: the slowest batch runs while memory is freshest, and
+    # similar lengths share a batch so little work goes to padding.
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
+
+
+@torch.inference_mode()
+def translate(
+    lines: list[str],
+    *,
+    model: Seq2Seq,
+    tokenizer: Tokenizer,
+    config: DecodeConfig,
+    device: torch.device,
+    max_src_len: int = 0,
+) -> list[Translation]:
+    """Translate ``lines``; the result has one Translation per line, in input order.
+
+    Empty lines give an empty translation without running the model. Sources
+    longer than ``max_src_len`` pieces (when positive) are truncated.
+    """
+    encoded = tokenizer.encode_src(lines)
+    truncated = [0 < max_src_len < len(ids) for ids in encoded]
+    encoded = [ids[:max_src_len] if cut else ids for ids, cut in zip(encoded, truncated)]
+    results: list[Translation | None] = [None] * len(lines)
+    for i, ids in enumerate(encoded):
+        if not ids:
+            results[i] = Translation([], [], [""] * config.n_best, truncated=False)
+    todo = [i for i, ids in enumerate(encoded) if ids]
+    for batch in _batches([len(encoded[i]) for i in todo], config.batch_size):
+        indices = [todo[b] for b in batch]
+        src, src_lengths = pad([encoded[i] for i in indices])
+        with autocast(device):
+            nbest = search(model, src.to(device), src_lengths.to(device), config)
+        for i, hyps in zip(indices, nbest):
+            texts = tokenizer.decode_tgt([h.tokens for h in hyps])
+            results[i] = Translation(tokenizer.src_pieces(encoded[i]), hyps, texts, truncated=truncated[i])
+    return results

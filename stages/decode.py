@@ -1,0 +1,29 @@
+"""decode: beam-search the test split with the trained model; write detokenized hypotheses."""
+
+from pathlib import Path
+
+from seqlab.atomic import write_text
+from seqlab.checkpoint import load_checkpoint
+from seqlab.config import load_config
+from seqlab.data import read_lines
+from seqlab.errors import run_stage
+from seqlab.runtime import pick_device, seed_everything
+from seqlab.translate import translate
+
+
+def main() -> None:
+    config = load_config()
+    seed_everything(config.seed)
+    device = pick_device(config.decode.device)
+    loaded = load_checkpoint(config.paths.model, device=device)
+    sources = read_lines(Path(config.paths.corpus) / "test.src")
+    results = translate(sources, model=loaded.model, tokenizer=loaded.tokenizer, config=config.decode,
+                        device=device, max_src_len=config.preprocess.max_src_len)
+    write_text(config.paths.hypotheses, "".join(f"{r.texts[0]}\n" for r in results))
+    cut = sum(r.truncated for r in results)
+    print(f"decode: {len(results):,} sentences, beam {config.decode.beam_size} -> {config.paths.hypotheses}"
+          + (f" ({cut} sources truncated to {config.preprocess.max_src_len} pieces)" if cut else ""))
+
+
+if __name__ == "__main__":
+    run_stage(main)

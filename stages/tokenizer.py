@@ -1,0 +1,24 @@
+"""tokenizer: train sentencepiece on the training split."""
+
+from seqlab.atomic import atomic_path
+from seqlab.config import load_config
+from seqlab.data import read_corpus
+from seqlab.errors import run_stage
+from seqlab.tokenizer import save_tokenizer, train_tokenizer
+
+
+def main() -> None:
+    config = load_config()
+    corpus = read_corpus(config.paths.corpus)
+    tokenizer = train_tokenizer(corpus.train, config.tokenizer, seed=config.seed)
+    with atomic_path(config.paths.tokenizer) as tmp:
+        save_tokenizer(tokenizer, tmp)
+    kind = "joint" if tokenizer.joint else "separate"
+    print(
+        f"tokenizer: {kind} {config.tokenizer.model_type} vocabulary of {tokenizer.src_vocab_size} "
+        f"(target {tokenizer.tgt_vocab_size}) -> {config.paths.tokenizer}"
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)
