@@ -25,8 +25,17 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield target
         if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        os.replace(target, path)
+            # Move the old directory aside rather than deleting it first, so that a
+            # failed swap (say, nothing was written at ``target``) can put it back.
+            old = tmp / f"{path.name}.old"
+            os.replace(path, old)
+            try:
+                os.replace(target, path)
+            except BaseException:
+                os.replace(old, path)
+                raise
+        else:
+            os.replace(target, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -212,7 +212,7 @@ def build(cls: type, raw: Any, prefix: str) -> Any:
     unknown = [key for key in raw if key not in names]
     if unknown:
         where = f"{prefix}." if prefix else ""
-        raise ConfigError(f"unknown key {where}{unknown[0]!r}; valid keys: {', '.join(names)}")
+        raise ConfigError(f"unknown key {where}{unknown[0]}; valid keys: {', '.join(names)}")
     values = {key: _convert(hints[key], value, f"{prefix}.{key}" if prefix else key) for key, value in raw.items()}
     return cls(**values)
 

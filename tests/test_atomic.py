@@ -1,0 +1,99 @@
+"""Tests for seqlab.atomic: outputs appear whole or not at all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from seqlab.atomic import atomic_path, write_text
+
+
+class Boom(Exception):
+    pass
+
+
+def test_creates_a_new_file_and_parents(tmp_path: Path) -> None:
+    path = tmp_path / "reports" / "metrics.json"
+    with atomic_path(path) as tmp:
+        assert tmp != path
+        assert not path.exists()
+        tmp.write_text("{}", encoding="utf-8")
+    assert path.read_text(encoding="utf-8") == "{}"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["metrics.json"]
+
+
+def test_replaces_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "out.txt"
+    path.write_text("old", encoding="utf-8")
+    with atomic_path(path) as tmp:
+        assert path.read_text(encoding="utf-8") == "old"  # untouched until the block ends
+        tmp.write_text("new", encoding="utf-8")
+    assert path.read_text(encoding="utf-8") == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_replaces_a_directory(tmp_path: Path) -> None:
+    path = tmp_path / "tokenizer"
+    path.mkdir()
+    (path / "stale.model").write_text("old", encoding="utf-8")
+    with atomic_path(path) as tmp:
+        tmp.mkdir()
+        (tmp / "src.model").write_text("src", encoding="utf-8")
+        (tmp / "tgt.model").write_text("tgt", encoding="utf-8")
+    assert sorted(p.name for p in path.iterdir()) == ["src.model", "tgt.model"]
+    assert (path / "src.model").read_text(encoding="utf-8") == "src"
+    assert [p.name for p in tmp_path.iterdir()] == ["tokenizer"]
+
+
+def test_error_leaves_file_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "out.txt"
+    path.write_text("old", encoding="utf-8")
+    with pytest.raises(Boom):
+        with atomic_path(path) as tmp:
+            tmp.write_text("half", encoding="utf-8")
+            raise Boom
+    assert path.read_text(encoding="utf-8") == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_error_leaves_directory_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "encoded"
+    path.mkdir()
+    (path / "train.parquet").write_text("old", encoding="utf-8")
+    with pytest.raises(Boom):
+        with atomic_path(path) as tmp:
+            tmp.mkdir()
+            (tmp / "train.parquet").write_text("half", encoding="utf-8")
+            raise Boom
+    assert [p.name for p in path.iterdir()] == ["train.parquet"]
+    assert (path / "train.parquet").read_text(encoding="utf-8") == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["encoded"]
+
+
+def test_error_with_no_previous_target_leaves_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "model.pt"
+    with pytest.raises(Boom):
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(b"partial")
+            raise Boom
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_nothing_written_leaves_old_directory(tmp_path: Path) -> None:
+    path = tmp_path / "corpus"
+    path.mkdir()
+    (path / "train.src").write_text("one\n", encoding="utf-8")
+    with pytest.raises(OSError):
+        with atomic_path(path):
+            pass  # the caller forgot to write anything
+    assert (path / "train.src").read_text(encoding="utf-8") == "one\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["corpus"]
+
+
+def test_write_text(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b.txt"
+    write_text(path, "vingt et un\n")
+    write_text(str(path), "zéro\n")
+    assert path.read_text(encoding="utf-8") == "zéro\n"
+    assert [p.name for p in path.parent.iterdir()] == ["b.txt"]

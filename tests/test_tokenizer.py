@@ -1,0 +1,132 @@
+"""Tests for seqlab.tokenizer: sentencepiece training, special ids, saving and loading."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from seqlab.config import TokenizerConfig
+from seqlab.data import ParallelText
+from seqlab.errors import ConfigError, DataError
+from seqlab.tokenizer import (
+    BOS_ID,
+    EOS_ID,
+    PAD_ID,
+    UNK_ID,
+    Tokenizer,
+    load_tokenizer,
+    save_tokenizer,
+    train_tokenizer,
+)
+
+# A tiny hand-written corpus: enough distinct characters and words for a 40-piece vocabulary.
+SRC = [
+    "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "twenty-one", "twenty-two", "thirty-three", "forty-four", "fifty-five",
+    "one hundred", "two hundred and six", "three thousand", "first", "second", "third",
+]  # fmt: skip
+TGT = [
+    "un", "deux", "trois", "quatre", "cinq", "six", "sept", "huit", "neuf", "dix",
+    "vingt et un", "vingt-deux", "trente-trois", "quarante-quatre", "cinquante-cinq",
+    "cent", "deux cent six", "trois mille", "premier", "deuxième", "troisième",
+]  # fmt: skip
+TEXT = ParallelText(src=SRC * 3, tgt=TGT * 3)
+JOINT = TokenizerConfig(vocab_size=40, joint=True)
+SEPARATE = TokenizerConfig(vocab_size=30, joint=False)
+
+
+@pytest.fixture(scope="module")
+def joint() -> Tokenizer:
+    return train_tokenizer(TEXT, JOINT, seed=7)
+
+
+@pytest.fixture(scope="module")
+def separate() -> Tokenizer:
+    return train_tokenizer(TEXT, SEPARATE, seed=7)
+
+
+def test_joint_tokenizer_shares_one_model(joint: Tokenizer) -> None:
+    assert joint.joint
+    assert joint.src_model == joint.tgt_model
+    assert joint.src_vocab_size == joint.tgt_vocab_size == 40
+
+
+def test_separate_tokenizer_has_two_models(separate: Tokenizer) -> None:
+    assert not separate.joint
+    assert separate.src_model != separate.tgt_model
+    assert separate.src_vocab_size == separate.tgt_vocab_size == 30
+    # Each side's vocabulary is learned from that side only.
+    src_pieces = {separate.src.id_to_piece(i) for i in range(separate.src_vocab_size)}
+    assert "é" not in "".join(src_pieces)
+    tgt_pieces = {separate.tgt.id_to_piece(i) for i in range(separate.tgt_vocab_size)}
+    assert "è" in "".join(tgt_pieces)
+
+
+def test_training_is_deterministic(joint: Tokenizer) -> None:
+    assert train_tokenizer(TEXT, JOINT, seed=7).src_model == joint.src_model
+
+
+@pytest.mark.parametrize("side", ["src", "tgt"])
+@pytest.mark.parametrize("which", ["joint", "separate"])
+def test_special_ids_are_fixed(request: pytest.FixtureRequest, which: str, side: str) -> None:
+    tokenizer: Tokenizer = request.getfixturevalue(which)
+    processor = getattr(tokenizer, side)
+    assert (PAD_ID, UNK_ID, BOS_ID, EOS_ID) == (0, 1, 2, 3)
+    assert processor.pad_id() == PAD_ID
+    assert processor.unk_id() == UNK_ID
+    assert processor.bos_id() == BOS_ID
+    assert processor.eos_id() == EOS_ID
+
+
+@pytest.mark.parametrize("which", ["joint", "separate"])
+def test_encode_decode_round_trip(request: pytest.FixtureRequest, which: str) -> None:
+    tokenizer: Tokenizer = request.getfixturevalue(which)
+    lines = ["vingt-deux", "trois mille six", "deuxième"]
+    ids = tokenizer.encode_tgt(lines)
+    assert all(isinstance(i, int) for row in ids for i in row)
+    assert all(row and min(row) > EOS_ID for row in ids)  # no specials added by encoding
+    assert tokenizer.decode_tgt(ids) == lines
+    src_ids = tokenizer.encode_src(["twenty-two", "three thousand"])
+    assert "".join(tokenizer.src_pieces(src_ids[0])).replace("\u2581", " ").strip() == "twenty-two"
+    assert "".join(tokenizer.tgt_pieces(ids[1])).replace("\u2581", " ").strip() == "trois mille six"
+
+
+def test_unknown_character_maps_to_unk(joint: Tokenizer) -> None:
+    ids = joint.encode_src(["one ж"])[0]
+    assert UNK_ID in ids
+
+
+def test_vocab_too_large_names_key_and_limit() -> None:
+    with pytest.raises(ConfigError) as info:
+        train_tokenizer(TEXT, TokenizerConfig(vocab_size=5000), seed=7)
+    message = str(info.value)
+    assert message.startswith("tokenizer.vocab_size: 5000 is more than this corpus allows")
+    assert "(at most " in message
+    limit = int(message.rsplit("at most ", 1)[1].rstrip(")"))
+    assert 40 <= limit < 5000
+    # The reported limit is one that actually trains.
+    assert train_tokenizer(TEXT, TokenizerConfig(vocab_size=limit), seed=7).src_vocab_size == limit
+
+
+def test_save_load_round_trip(tmp_path: Path, joint: Tokenizer, separate: Tokenizer) -> None:
+    for name, tokenizer in (("joint", joint), ("separate", separate)):
+        directory = tmp_path / name / "tokenizer"
+        save_tokenizer(tokenizer, directory)
+        assert sorted(p.name for p in directory.iterdir()) == ["src.model", "tgt.model"]
+        loaded = load_tokenizer(str(directory))
+        assert loaded == tokenizer
+        assert loaded.joint == tokenizer.joint
+        assert loaded.encode_src(["forty-four"]) == tokenizer.encode_src(["forty-four"])
+
+
+def test_load_from_missing_directory(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"src\.model: tokenizer model not found"):
+        load_tokenizer(tmp_path / "nowhere")
+
+
+def test_load_with_missing_target_model(tmp_path: Path, joint: Tokenizer) -> None:
+    save_tokenizer(joint, tmp_path)
+    (tmp_path / "tgt.model").unlink()
+    with pytest.raises(DataError, match=r"tgt\.model: tokenizer model not found"):
+        load_tokenizer(tmp_path)
