@@ -1,0 +1,70 @@
+"""Tests for seqlab.encoder: the packed bidirectional LSTM."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seqlab.encoder import Encoder
+
+E, H = 12, 12
+
+
+def make_encoder(layers: int = 1, seed: int = 0) -> Encoder:
+    torch.manual_seed(seed)
+    return Encoder(embed_dim=E, hidden_dim=H, layers=layers, dropout=0.1).eval()
+
+
+def padded(lengths: list[int], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, S, E) embeddings, padding filled with noise (the encoder must ignore it), and (B,) lengths."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(len(lengths), max(lengths), E, generator=g), torch.tensor(lengths)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_shapes(layers: int) -> None:
+    encoder = make_encoder(layers)
+    embedded, lengths = padded([4, 7, 2])
+    out = encoder(embedded, lengths)
+    assert encoder.output_dim == 2 * H
+    assert out.memory.shape == (3, 7, 2 * H)
+    assert out.final_h.shape == (3, 2 * H)
+    assert out.final_c.shape == (3, 2 * H)
+
+
+def test_memory_is_zero_on_padding() -> None:
+    out = make_encoder()(*padded([4, 7, 2]))
+    assert torch.all(out.memory[0, 4:] == 0)
+    assert torch.all(out.memory[2, 2:] == 0)
+    assert torch.all(out.memory[1].abs().sum(-1) > 0)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_packing_makes_a_sentence_independent_of_its_batch(layers: int) -> None:
+    encoder = make_encoder(layers)
+    embedded, lengths = padded([3, 9, 6, 1, 9], seed=1)
+    batched = encoder(embedded, lengths)
+    for i, n in enumerate(lengths.tolist()):
+        alone = encoder(embedded[i : i + 1, :n], lengths[i : i + 1])
+        assert torch.allclose(alone.memory[0], batched.memory[i, :n], atol=1e-6)
+        assert torch.allclose(alone.final_h[0], batched.final_h[i], atol=1e-6)
+        assert torch.allclose(alone.final_c[0], batched.final_c[i], atol=1e-6)
+
+
+def test_final_states_are_last_forward_and_first_backward() -> None:
+    """final_h joins the forward state after the last real token and the backward state at the first."""
+    encoder = make_encoder()
+    embedded, lengths = padded([5, 3])
+    out = encoder(embedded, lengths)
+    for i, n in enumerate(lengths.tolist()):
+        assert torch.allclose(out.final_h[i, :H], out.memory[i, n - 1, :H], atol=1e-6)
+        assert torch.allclose(out.final_h[i, H:], out.memory[i, 0, H:], atol=1e-6)
+
+
+def test_unsorted_lengths() -> None:
+    encoder = make_encoder()
+    embedded, lengths = padded([2, 6, 4])
+    # Unsorted lengths are fine (enforce_sorted=False); a reversed batch gives reversed rows.
+    forward = encoder(embedded, lengths)
+    backward = encoder(embedded.flip(0), lengths.flip(0))
+    assert torch.allclose(forward.memory, backward.memory.flip(0), atol=1e-6)
