@@ -27,6 +27,7 @@ def make_state(decoder: Decoder, lengths: list[int], layers: int = 1, seed: int 
         memory=memory,
         proj_keys=decoder.attention.project_keys(memory),
         src_mask=mask,
+        src_ids=torch.randint(4, 20, (n, S), generator=g) * mask,
     )
 
 
@@ -34,7 +35,8 @@ def make_state(decoder: Decoder, lengths: list[int], layers: int = 1, seed: int 
 def test_step_shapes(layers: int) -> None:
     decoder = make_decoder(layers)
     state = make_state(decoder, [5, 2, 3], layers)
-    feed, next_state, weights = decoder.step(torch.randn(3, E), state)
+    step = decoder.step(torch.randn(3, E), state)
+    feed, next_state, weights = step.feed, step.state, step.weights
     assert feed.shape == (3, H)
     assert weights.shape == (3, S)
     assert next_state.hidden.shape == (layers, 3, H)
@@ -52,10 +54,12 @@ def test_step_rows_are_independent() -> None:
     decoder = make_decoder(2)
     state = make_state(decoder, [5, 2, 3, 4], layers=2)
     embedded = torch.randn(4, E)
-    feed, _, weights = decoder.step(embedded, state)
+    step = decoder.step(embedded, state)
+    feed, weights = step.feed, step.weights
     for i in range(4):
         one = state.select(torch.tensor([i]))
-        f, _, w = decoder.step(embedded[i : i + 1], one)
+        alone = decoder.step(embedded[i : i + 1], one)
+        f, w = alone.feed, alone.weights
         assert torch.allclose(f[0], feed[i], atol=1e-6)
         assert torch.allclose(w[0], weights[i], atol=1e-6)
 

@@ -31,14 +31,16 @@ def batch(lengths: list[int], seed: int = 0, vocab: int = V) -> tuple[torch.Tens
 
 
 @pytest.mark.parametrize("layers", [1, 2])
-def test_forward_logits_shape(layers: int) -> None:
+def test_forward_log_probs_shape(layers: int) -> None:
     model = tiny_model(encoder_layers=layers, decoder_layers=layers)
     src, lengths = batch([5, 3, 7])
     tgt_in = torch.randint(4, V, (3, 6))
     tgt_in[:, 0] = BOS_ID
-    logits = model(src, lengths, tgt_in)
-    assert logits.shape == (3, 6, V)
-    assert torch.isfinite(logits).all()
+    out = model(src, lengths, tgt_in)
+    assert out.log_probs.shape == (3, 6, V)
+    assert torch.isfinite(out.log_probs).all()
+    assert torch.allclose(out.log_probs.logsumexp(-1), torch.zeros(3, 6), atol=1e-5)
+    assert float(out.coverage_loss) == 0.0
 
 
 def test_encode_gives_initial_state_shapes() -> None:
@@ -75,11 +77,11 @@ def test_decode_step_matches_teacher_forcing() -> None:
     src, lengths = batch([5, 2])
     tgt_in = torch.tensor([[BOS_ID, 5, 6, 7], [BOS_ID, 8, 9, 4]])
     with torch.no_grad():
-        logits = model(src, lengths, tgt_in)
+        log_probs = model(src, lengths, tgt_in).log_probs
         state = model.encode(src, lengths)
         for t in range(tgt_in.size(1)):
             out = model.decode_step(tgt_in[:, t], state)
-            assert torch.allclose(out.log_probs, torch.log_softmax(logits[:, t], -1), atol=1e-5)
+            assert torch.allclose(out.log_probs, log_probs[:, t], atol=1e-5)
             state = out.state
 
 
@@ -87,11 +89,11 @@ def test_eval_mode_is_deterministic_and_train_mode_uses_dropout() -> None:
     model = tiny_model(dropout=0.5)
     src, lengths = batch([4, 6])
     tgt_in = torch.full((2, 3), BOS_ID)
-    assert torch.equal(model(src, lengths, tgt_in), model(src, lengths, tgt_in))
+    assert torch.equal(model(src, lengths, tgt_in).log_probs, model(src, lengths, tgt_in).log_probs)
     model.train()
     torch.manual_seed(1)
-    first = model(src, lengths, tgt_in)
-    assert not torch.equal(first, model(src, lengths, tgt_in))
+    first = model(src, lengths, tgt_in).log_probs
+    assert not torch.equal(first, model(src, lengths, tgt_in).log_probs)
 
 
 def test_share_embeddings_uses_one_matrix() -> None:
@@ -136,3 +138,97 @@ def test_build_model_is_seeded() -> None:
     a, b = tiny_model(seed=3), tiny_model(seed=3)
     for (name, pa), (_, pb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(pa, pb), name
+
+
+# ---------------------------------------------------------------- architecture options
+
+VARIANTS = [
+    {"rnn_type": "gru"},
+    {"rnn_type": "gru", "decoder_layers": 2, "bridge": False},
+    {"attention": "general"},
+    {"attention": "dot", "bidirectional": False},
+    {"attention": "none"},
+    {"input_feeding": False},
+    {"copy": True},
+    {"coverage": True},
+    {"copy": True, "coverage": True, "rnn_type": "gru"},
+]
+
+
+@pytest.mark.parametrize("overrides", VARIANTS, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()))
+def test_every_variant_steps_like_it_trains(overrides: dict) -> None:
+    """Each architecture option: normalized outputs, padding ignored, decode_step == teacher forcing."""
+    model = tiny_model(**overrides)
+    src, lengths = batch([5, 2])
+    tgt_in = torch.tensor([[BOS_ID, 5, 6, 7], [BOS_ID, 8, 9, 4]])
+    with torch.no_grad():
+        out = model(src, lengths, tgt_in)
+        assert torch.allclose(out.log_probs.logsumexp(-1), torch.zeros(2, 4), atol=1e-4)
+        state = model.encode(src, lengths)
+        for t in range(tgt_in.size(1)):
+            step = model.decode_step(tgt_in[:, t], state)
+            assert torch.allclose(step.log_probs, out.log_probs[:, t], atol=1e-5)
+            assert torch.all(step.attention[1, 2:] == 0)
+            state = step.state
+    out = model(src, lengths, tgt_in)
+    loss = -out.log_probs[:, :, 4].sum() + out.coverage_loss
+    loss.backward()
+    assert model.output.weight.grad is not None and torch.isfinite(model.output.weight.grad).all()
+
+
+def test_gru_has_no_cell_state_and_no_bridge_starts_at_zero() -> None:
+    model = tiny_model(rnn_type="gru", bridge=False)
+    state = model.encode(*batch([3, 2]))
+    assert state.cell is None
+    assert torch.all(state.hidden == 0)
+
+
+def test_copy_puts_probability_on_source_tokens() -> None:
+    """With the gate forced to copy, all probability mass sits on the source's own ids."""
+    model = tiny_model(copy=True)
+    with torch.no_grad():
+        model.copy_gate.weight.zero_()
+        model.copy_gate.bias.fill_(-30.0)  # p_gen ~ 0: copy only
+    src, lengths = batch([4])
+    with torch.no_grad():
+        step = model.decode_step(torch.tensor([BOS_ID]), model.encode(src, lengths))
+    probs = step.log_probs.exp()[0]
+    on_source = probs[src[0].unique()].sum()
+    assert float(on_source) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_coverage_accumulates_attention_and_its_loss_is_nonnegative() -> None:
+    model = tiny_model(coverage=True)
+    src, lengths = batch([5, 3])
+    state = model.encode(src, lengths)
+    assert torch.all(state.coverage == 0)
+    total = torch.zeros_like(state.coverage)
+    prev = torch.full((2,), BOS_ID)
+    for _ in range(3):
+        step = model.decode_step(prev, state)
+        total += step.attention
+        state, prev = step.state, step.log_probs.argmax(-1)
+    assert torch.allclose(state.coverage, total, atol=1e-6)
+    tgt_in = torch.tensor([[BOS_ID, 5, 6], [BOS_ID, 7, PAD_ID]])
+    loss = model(src, lengths, tgt_in).coverage_loss
+    assert float(loss) > 0.0
+    # the first step has no coverage yet, so one-step targets cost nothing
+    assert float(model(src, lengths, tgt_in[:, :1]).coverage_loss) == 0.0
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        ({"attention": "dot"}, "model.attention"),
+        ({"copy": True, "attention": "none"}, "model.copy"),
+        ({"coverage": True, "attention": "general"}, "model.coverage"),
+    ],
+)
+def test_inconsistent_options_name_the_key(overrides: dict, key: str) -> None:
+    with pytest.raises(ConfigError, match=key):
+        tiny_config(**overrides)
+
+
+def test_copy_needs_a_joint_vocabulary() -> None:
+    with pytest.raises(ConfigError, match="model.copy"):
+        build_model(tiny_config(copy=True, share_embeddings=False), src_vocab=V, tgt_vocab=V + 3)

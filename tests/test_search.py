@@ -421,7 +421,7 @@ def ended_early(results: list[list[Hypothesis]], lengths: torch.Tensor, config: 
 def model_log_prob(model: Seq2Seq, src: torch.Tensor, length: torch.Tensor, tokens: list[int]) -> float:
     """log P(tokens + EOS | src) by teacher forcing, one sentence."""
     tgt_in = torch.tensor([[BOS_ID] + tokens])
-    log_probs = torch.log_softmax(model(src, length, tgt_in).float(), dim=-1)[0]
+    log_probs = model(src, length, tgt_in).log_probs[0]
     return float(log_probs.gather(1, torch.tensor(tokens + [EOS_ID]).unsqueeze(1)).sum())
 
 

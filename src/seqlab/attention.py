@@ -1,7 +1,8 @@
-"""Bahdanau (additive) attention.
+"""Attention over encoder states: Bahdanau (additive), Luong dot and general, and none.
 
-The caller projects the keys once per source batch with :meth:`project_keys`
-and passes them to every step; the module keeps no state between calls.
+The caller projects the keys once per source batch with ``project_keys`` and
+passes them to every step; no module keeps state between calls. Padding gets
+exactly zero weight.
 """
 
 from __future__ import annotations
@@ -14,31 +15,99 @@ from torch import nn
 
 @dataclass(frozen=True)
 class AttentionOutput:
-    """context: (B, Dv) weighted sum of values; weights: (B, S), zero on padding."""
+    """context: (N, Dv) weighted sum of values; weights: (N, S), zero on padding."""
 
     context: torch.Tensor
     weights: torch.Tensor
 
 
-class BahdanauAttention(nn.Module):
-    """score(q, k) = v^T tanh(W_q q + W_k k)."""
+def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """scores, mask: (N, S). -inf before the softmax gives padding exactly zero, not merely small."""
+    return torch.softmax(scores.float().masked_fill(~mask, float("-inf")), dim=-1)
 
-    def __init__(self, *, query_dim: int, key_dim: int, attention_dim: int) -> None:
+
+class BahdanauAttention(nn.Module):
+    """score(q, k) = v^T tanh(W_q q + W_k k [+ w_c coverage]) (Bahdanau et al. 2015; See et al. 2017)."""
+
+    def __init__(self, *, query_dim: int, key_dim: int, attention_dim: int, coverage: bool = False) -> None:
         super().__init__()
         self.key_proj = nn.Linear(key_dim, attention_dim, bias=False)
         self.query_proj = nn.Linear(query_dim, attention_dim, bias=False)
         self.energy = nn.Linear(attention_dim, 1, bias=False)
+        self.coverage_proj = nn.Linear(1, attention_dim, bias=False) if coverage else None
 
     def project_keys(self, keys: torch.Tensor) -> torch.Tensor:
-        """keys: (B, S, Dk) -> (B, S, A)."""
+        """keys: (N, S, Dk) -> (N, S, A)."""
         return self.key_proj(keys)
 
     def forward(
-        self, query: torch.Tensor, proj_keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor
+        self,
+        query: torch.Tensor,
+        proj_keys: torch.Tensor,
+        values: torch.Tensor,
+        mask: torch.Tensor,
+        coverage: torch.Tensor | None = None,
     ) -> AttentionOutput:
-        """query: (B, Dq); proj_keys: (B, S, A); values: (B, S, Dv); mask: (B, S), True on real tokens."""
-        scores = self.energy(torch.tanh(proj_keys + self.query_proj(query).unsqueeze(1))).squeeze(-1)
-        # -inf before the softmax gives padding exactly zero weight, not merely a small one.
-        weights = torch.softmax(scores.float().masked_fill(~mask, float("-inf")), dim=-1).to(values.dtype)
-        context = torch.bmm(weights.unsqueeze(1), values).squeeze(1)
-        return AttentionOutput(context=context, weights=weights)
+        """query: (N, Dq); proj_keys: (N, S, A); values: (N, S, Dv); mask: (N, S) True on tokens;
+        coverage: (N, S) attention summed over earlier steps, when the model uses coverage."""
+        hidden = proj_keys + self.query_proj(query).unsqueeze(1)
+        if self.coverage_proj is not None:
+            hidden = hidden + self.coverage_proj(coverage.unsqueeze(-1).to(hidden.dtype))
+        weights = masked_softmax(self.energy(torch.tanh(hidden)).squeeze(-1), mask).to(values.dtype)
+        return AttentionOutput(context=torch.bmm(weights.unsqueeze(1), values).squeeze(1), weights=weights)
+
+
+class LuongAttention(nn.Module):
+    """Multiplicative attention (Luong et al. 2015): ``dot`` is q . k, ``general`` is q . W k."""
+
+    def __init__(self, *, query_dim: int, key_dim: int, general: bool) -> None:
+        super().__init__()
+        # For `general`, W is applied to the keys once per batch instead of to the query every step.
+        self.key_proj = nn.Linear(key_dim, query_dim, bias=False) if general else None
+
+    def project_keys(self, keys: torch.Tensor) -> torch.Tensor:
+        """keys: (N, S, Dk) -> (N, S, Dq)."""
+        return keys if self.key_proj is None else self.key_proj(keys)
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        proj_keys: torch.Tensor,
+        values: torch.Tensor,
+        mask: torch.Tensor,
+        coverage: torch.Tensor | None = None,
+    ) -> AttentionOutput:
+        scores = torch.bmm(proj_keys, query.unsqueeze(-1)).squeeze(-1)
+        weights = masked_softmax(scores, mask).to(values.dtype)
+        return AttentionOutput(context=torch.bmm(weights.unsqueeze(1), values).squeeze(1), weights=weights)
+
+
+class NoAttention(nn.Module):
+    """The ablation: a zero context and zero weights, so the decoder sees only the bridge state."""
+
+    def project_keys(self, keys: torch.Tensor) -> torch.Tensor:
+        return keys[:, :, :0]
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        proj_keys: torch.Tensor,
+        values: torch.Tensor,
+        mask: torch.Tensor,
+        coverage: torch.Tensor | None = None,
+    ) -> AttentionOutput:
+        weights = torch.zeros(mask.shape, dtype=values.dtype, device=values.device)
+        return AttentionOutput(context=values.new_zeros(values.size(0), values.size(2)), weights=weights)
+
+
+def build_attention(
+    kind: str, *, query_dim: int, key_dim: int, attention_dim: int, coverage: bool
+) -> BahdanauAttention | LuongAttention | NoAttention:
+    """The attention named by ``model.attention``."""
+    if kind == "bahdanau":
+        return BahdanauAttention(query_dim=query_dim, key_dim=key_dim, attention_dim=attention_dim, coverage=coverage)
+    if kind in ("dot", "general"):
+        return LuongAttention(query_dim=query_dim, key_dim=key_dim, general=kind == "general")
+    if kind == "none":
+        return NoAttention()
+    raise ValueError(f"unknown attention {kind!r}")

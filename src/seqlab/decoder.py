@@ -1,92 +1,127 @@
-"""The LSTM decoder with input feeding (Luong et al. 2015) over Bahdanau attention."""
+"""The recurrent decoder (LSTM or GRU) with input feeding (Luong et al. 2015) over attention."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
-from seqlab.attention import BahdanauAttention
+from seqlab.attention import build_attention
+
+CELLS = {"lstm": nn.LSTMCell, "gru": nn.GRUCell}
+
+
+def _rows(tensor: torch.Tensor | None, index: torch.Tensor, dim: int = 0) -> torch.Tensor | None:
+    return None if tensor is None else tensor.index_select(dim, index)
 
 
 @dataclass(frozen=True)
 class DecoderState:
     """Everything one decoding step needs, for N rows (sentences, or sentences x beams).
 
-    hidden, cell: (L, N, H) recurrent state; feed: (N, H) previous attentional
-    vector (input feeding); memory: (N, S, 2H) encoder states; proj_keys:
-    (N, S, A) attention keys, projected once; src_mask: (N, S) True on tokens.
+    hidden: (L, N, H) recurrent state; cell: (L, N, H) LSTM cells or None for a
+    GRU; feed: (N, H) previous attentional vector (input feeding); memory:
+    (N, S, D) encoder states; proj_keys: (N, S, A) attention keys, projected
+    once; src_mask: (N, S) True on tokens; src_ids: (N, S) source ids (for
+    copying); coverage: (N, S) attention summed so far, or None.
     """
 
     hidden: torch.Tensor
-    cell: torch.Tensor
+    cell: torch.Tensor | None
     feed: torch.Tensor
     memory: torch.Tensor
     proj_keys: torch.Tensor
     src_mask: torch.Tensor
+    src_ids: torch.Tensor
+    coverage: torch.Tensor | None = None
 
     def select(self, index: torch.Tensor) -> DecoderState:
         """Rows ``index`` of every field (drop finished sentences, expand to beams)."""
         return DecoderState(
             hidden=self.hidden.index_select(1, index),
-            cell=self.cell.index_select(1, index),
+            cell=_rows(self.cell, index, 1),
             feed=self.feed.index_select(0, index),
             memory=self.memory.index_select(0, index),
             proj_keys=self.proj_keys.index_select(0, index),
             src_mask=self.src_mask.index_select(0, index),
+            src_ids=self.src_ids.index_select(0, index),
+            coverage=_rows(self.coverage, index),
         )
 
     def reorder(self, index: torch.Tensor) -> DecoderState:
-        """Reorder the recurrent fields only; ``index`` must stay within each sentence's rows.
+        """Reorder the per-hypothesis fields only; ``index`` must stay within each sentence's rows.
 
         The encoder-side fields are identical across a sentence's beams, so
         following beam back-pointers need not copy them.
         """
-        return DecoderState(
+        return replace(
+            self,
             hidden=self.hidden.index_select(1, index),
-            cell=self.cell.index_select(1, index),
+            cell=_rows(self.cell, index, 1),
             feed=self.feed.index_select(0, index),
-            memory=self.memory,
-            proj_keys=self.proj_keys,
-            src_mask=self.src_mask,
+            coverage=_rows(self.coverage, index),
         )
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """feed: (N, H) attentional vector; state: next state; weights: (N, S) attention;
+    context: (N, D) attended encoder states; hidden: (N, H) top-layer RNN output."""
+
+    feed: torch.Tensor
+    state: DecoderState
+    weights: torch.Tensor
+    context: torch.Tensor
+    hidden: torch.Tensor
 
 
 class Decoder(nn.Module):
     def __init__(
-        self, *, embed_dim: int, hidden_dim: int, memory_dim: int, attention_dim: int, layers: int, dropout: float
+        self,
+        *,
+        embed_dim: int,
+        hidden_dim: int,
+        memory_dim: int,
+        attention_dim: int,
+        layers: int,
+        dropout: float,
+        rnn_type: str = "lstm",
+        attention: str = "bahdanau",
+        input_feeding: bool = True,
+        coverage: bool = False,
     ) -> None:
         super().__init__()
-        self.cells = nn.ModuleList(
-            nn.LSTMCell(embed_dim + hidden_dim if i == 0 else hidden_dim, hidden_dim) for i in range(layers)
+        first = embed_dim + hidden_dim if input_feeding else embed_dim
+        self.cells = nn.ModuleList(CELLS[rnn_type](first if i == 0 else hidden_dim, hidden_dim) for i in range(layers))
+        self.attention = build_attention(
+            attention, query_dim=hidden_dim, key_dim=memory_dim, attention_dim=attention_dim, coverage=coverage
         )
-        self.attention = BahdanauAttention(query_dim=hidden_dim, key_dim=memory_dim, attention_dim=attention_dim)
         self.combine = nn.Linear(hidden_dim + memory_dim, hidden_dim, bias=False)
         self.dropout = nn.Dropout(dropout)
         self.hidden_dim = hidden_dim
+        self.input_feeding = input_feeding
+        self.lstm = rnn_type == "lstm"
 
-    def step(self, embedded: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
-        """One target position.
-
-        embedded: (N, E) previous token's embedding. Returns the attentional
-        vector (N, H), the next state, and the attention weights (N, S).
-        """
-        x = torch.cat((embedded, state.feed), dim=-1)
+    def step(self, embedded: torch.Tensor, state: DecoderState) -> StepResult:
+        """One target position. embedded: (N, E) previous token's embedding."""
+        x = torch.cat((embedded, state.feed), dim=-1) if self.input_feeding else embedded
         hiddens, cells = [], []
         for layer, cell in enumerate(self.cells):
-            h, c = cell(x, (state.hidden[layer], state.cell[layer]))
+            if self.lstm:
+                h, c = cell(x, (state.hidden[layer], state.cell[layer]))
+                cells.append(c)
+            else:
+                h = cell(x, state.hidden[layer])
             hiddens.append(h)
-            cells.append(c)
             x = self.dropout(h)
-        attended = self.attention(h, state.proj_keys, state.memory, state.src_mask)
+        attended = self.attention(h, state.proj_keys, state.memory, state.src_mask, state.coverage)
         feed = torch.tanh(self.combine(torch.cat((h, attended.context), dim=-1)))
-        next_state = DecoderState(
+        next_state = replace(
+            state,
             hidden=torch.stack(hiddens),
-            cell=torch.stack(cells),
+            cell=torch.stack(cells) if self.lstm else None,
             feed=feed,
-            memory=state.memory,
-            proj_keys=state.proj_keys,
-            src_mask=state.src_mask,
+            coverage=None if state.coverage is None else state.coverage + attended.weights.to(state.coverage.dtype),
         )
-        return feed, next_state, attended.weights
+        return StepResult(feed=feed, state=next_state, weights=attended.weights, context=attended.context, hidden=h)

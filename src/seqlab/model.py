@@ -1,4 +1,4 @@
-"""The attention seq2seq model: wiring of embeddings, encoder, bridge, decoder, output.
+"""The attention seq2seq model: wiring of embeddings, encoder, bridge, decoder, output and copy gate.
 
 :func:`build_model` is the one factory; :meth:`Seq2Seq.decode_step` is the one
 seam through which search talks to the model.
@@ -17,6 +17,10 @@ from seqlab.encoder import Encoder
 from seqlab.errors import ConfigError
 from seqlab.tokenizer import PAD_ID
 
+# Copy and generation probabilities are mixed in probability space; this floor
+# keeps log() finite for tokens that neither can produce.
+PROB_FLOOR = 1e-12
+
 
 @dataclass(frozen=True)
 class StepOutput:
@@ -27,80 +31,144 @@ class StepOutput:
     attention: torch.Tensor
 
 
+@dataclass(frozen=True)
+class ModelOutput:
+    """log_probs: (B, T, V) float32 next-token log-probabilities under teacher forcing;
+    coverage_loss: () sum over real target positions of sum_s min(attention, coverage), 0 without coverage."""
+
+    log_probs: torch.Tensor
+    coverage_loss: torch.Tensor
+
+
 class Seq2Seq(nn.Module):
     def __init__(self, config: ModelConfig, *, src_vocab: int, tgt_vocab: int) -> None:
         super().__init__()
         self.config = config
         self.src_embed = nn.Embedding(src_vocab, config.embed_dim, padding_idx=PAD_ID)
         self.tgt_embed = (
-            self.src_embed
-            if config.share_embeddings
-            else nn.Embedding(tgt_vocab, config.embed_dim, padding_idx=PAD_ID)
+            self.src_embed if config.share_embeddings else nn.Embedding(tgt_vocab, config.embed_dim, padding_idx=PAD_ID)
         )
         self.encoder = Encoder(
             embed_dim=config.embed_dim,
             hidden_dim=config.hidden_dim,
             layers=config.encoder_layers,
             dropout=config.dropout,
+            rnn_type=config.rnn_type,
+            bidirectional=config.bidirectional,
         )
-        self.bridge_h = nn.Linear(self.encoder.output_dim, config.hidden_dim)
-        self.bridge_c = nn.Linear(self.encoder.output_dim, config.hidden_dim)
+        lstm = config.rnn_type == "lstm"
+        self.bridge_h = nn.Linear(config.memory_dim, config.hidden_dim) if config.bridge else None
+        self.bridge_c = nn.Linear(config.memory_dim, config.hidden_dim) if config.bridge and lstm else None
         self.decoder = Decoder(
             embed_dim=config.embed_dim,
             hidden_dim=config.hidden_dim,
-            memory_dim=self.encoder.output_dim,
+            memory_dim=config.memory_dim,
             attention_dim=config.attention_dim,
             layers=config.decoder_layers,
             dropout=config.dropout,
+            rnn_type=config.rnn_type,
+            attention=config.attention,
+            input_feeding=config.input_feeding,
+            coverage=config.coverage,
         )
         self.output_dropout = nn.Dropout(config.dropout)
         self.output = nn.Linear(config.hidden_dim, tgt_vocab)
         if config.tie_embeddings:
             self.output.weight = self.tgt_embed.weight
+        self.copy_gate = (
+            nn.Linear(config.memory_dim + config.hidden_dim + config.embed_dim, 1) if config.copy else None
+        )
 
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> DecoderState:
         """src: (B, S) ids; src_lengths: (B,). Returns the decoder's initial state for B rows."""
         encoded = self.encoder(self.src_embed(src), src_lengths)
-        layers = self.config.decoder_layers
+        layers, batch = self.config.decoder_layers, src.size(0)
+        memory = encoded.memory
+        zeros = memory.new_zeros(layers, batch, self.config.hidden_dim)
+        hidden, cell = zeros, (zeros if self.config.rnn_type == "lstm" else None)
         # The bridge turns the encoder's summary into the decoder's start state,
         # repeated for every decoder layer.
-        hidden = torch.tanh(self.bridge_h(encoded.final_h)).unsqueeze(0).repeat(layers, 1, 1)
-        cell = torch.tanh(self.bridge_c(encoded.final_c)).unsqueeze(0).repeat(layers, 1, 1)
-        memory = encoded.memory
+        if self.bridge_h is not None:
+            hidden = torch.tanh(self.bridge_h(encoded.final_h)).unsqueeze(0).repeat(layers, 1, 1)
+        if self.bridge_c is not None:
+            cell = torch.tanh(self.bridge_c(encoded.final_c)).unsqueeze(0).repeat(layers, 1, 1)
         return DecoderState(
             hidden=hidden,
             cell=cell,
-            feed=memory.new_zeros(memory.size(0), self.config.hidden_dim),
+            feed=memory.new_zeros(batch, self.config.hidden_dim),
             memory=memory,
             proj_keys=self.decoder.attention.project_keys(memory),
             src_mask=src != PAD_ID,
+            src_ids=src,
+            coverage=memory.new_zeros(src.shape, dtype=torch.float32) if self.config.coverage else None,
         )
 
-    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
-        """Teacher forcing. tgt_in: (B, T) BOS + target. Returns logits (B, T, V)."""
+    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor) -> ModelOutput:
+        """Teacher forcing. tgt_in: (B, T) BOS + target."""
         state = self.encode(src, src_lengths)
         embedded = self.tgt_embed(tgt_in)
-        feeds = []
+        feeds, weights, contexts, hiddens = [], [], [], []
         for t in range(tgt_in.size(1)):
-            feed, state, _ = self.decoder.step(embedded[:, t], state)
-            feeds.append(feed)
+            step = self.decoder.step(embedded[:, t], state)
+            state = step.state
+            feeds.append(step.feed)
+            weights.append(step.weights)
+            if self.copy_gate is not None:
+                contexts.append(step.context)
+                hiddens.append(step.hidden)
+        attention = torch.stack(weights, dim=1)  # (B, T, S)
         # One big output projection for all steps is far cheaper than T small ones.
-        return self.output(self.output_dropout(torch.stack(feeds, dim=1)))
+        logits = self.output(self.output_dropout(torch.stack(feeds, dim=1)))
+        if self.copy_gate is None:
+            log_probs = torch.log_softmax(logits.float(), dim=-1)
+        else:
+            gate_input = torch.cat((torch.stack(contexts, dim=1), torch.stack(hiddens, dim=1), embedded), dim=-1)
+            log_probs = self._mix_copy(logits, gate_input, attention, src)
+        return ModelOutput(log_probs=log_probs, coverage_loss=self._coverage_loss(attention, tgt_in != PAD_ID))
 
     def decode_step(self, prev_tokens: torch.Tensor, state: DecoderState) -> StepOutput:
         """prev_tokens: (N,) last emitted ids. Next-token log-probabilities for each row."""
-        feed, state, weights = self.decoder.step(self.tgt_embed(prev_tokens), state)
-        logits = self.output(self.output_dropout(feed))
-        return StepOutput(log_probs=torch.log_softmax(logits.float(), dim=-1), state=state, attention=weights)
+        embedded = self.tgt_embed(prev_tokens)
+        step = self.decoder.step(embedded, state)
+        logits = self.output(self.output_dropout(step.feed))
+        if self.copy_gate is None:
+            log_probs = torch.log_softmax(logits.float(), dim=-1)
+        else:
+            gate_input = torch.cat((step.context, step.hidden, embedded), dim=-1)
+            log_probs = self._mix_copy(
+                logits.unsqueeze(1), gate_input.unsqueeze(1), step.weights.unsqueeze(1), state.src_ids
+            ).squeeze(1)
+        return StepOutput(log_probs=log_probs, state=step.state, attention=step.weights)
+
+    def _mix_copy(
+        self, logits: torch.Tensor, gate_input: torch.Tensor, attention: torch.Tensor, src: torch.Tensor
+    ) -> torch.Tensor:
+        """Pointer-generator mixture. logits: (B, T, V); gate_input: (B, T, G); attention: (B, T, S);
+        src: (B, S). Returns log P = log(p_gen * P_vocab + (1 - p_gen) * P_copy), (B, T, V) float32."""
+        p_gen = torch.sigmoid(self.copy_gate(gate_input).float())  # (B, T, 1)
+        generated = torch.softmax(logits.float(), dim=-1) * p_gen
+        index = src.unsqueeze(1).expand(-1, attention.size(1), -1)
+        mixed = generated.scatter_add(2, index, attention.float() * (1.0 - p_gen))
+        return torch.log(mixed.clamp_min(PROB_FLOOR))
+
+    def _coverage_loss(self, attention: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor:
+        """sum_t sum_s min(a_t, c_t) with c_t the attention summed over earlier steps (See et al. 2017)."""
+        if not self.config.coverage:
+            return attention.new_zeros((), dtype=torch.float32)
+        attention = attention.float()
+        coverage = attention.cumsum(dim=1) - attention
+        per_step = torch.minimum(attention, coverage).sum(dim=-1)  # (B, T)
+        return (per_step * target_mask).sum()
 
 
 def build_model(config: ModelConfig, *, src_vocab: int, tgt_vocab: int) -> Seq2Seq:
-    """The model for ``config``; shared embeddings need one vocabulary for both sides."""
-    if config.share_embeddings and src_vocab != tgt_vocab:
-        raise ConfigError(
-            "model.share_embeddings: needs a joint vocabulary (tokenizer.joint: true); "
-            f"source has {src_vocab} pieces, target {tgt_vocab}"
-        )
+    """The model for ``config``; shared embeddings and copying need one vocabulary for both sides."""
+    for name in ("share_embeddings", "copy"):
+        if getattr(config, name) and src_vocab != tgt_vocab:
+            raise ConfigError(
+                f"model.{name}: needs a joint vocabulary (tokenizer.joint: true); "
+                f"source has {src_vocab} pieces, target {tgt_vocab}"
+            )
     return Seq2Seq(config, src_vocab=src_vocab, tgt_vocab=tgt_vocab)
 
 
