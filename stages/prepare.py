@@ -1,21 +1,31 @@
-"""prepare: write the train/valid/test corpus splits named by ``params.yaml:prepare``."""
+"""prepare: read, clean and write the train/valid/test corpus splits named by ``params.yaml:prepare``."""
 
-from seqlab.atomic import atomic_path
-from seqlab.config import load_config
-from seqlab.data import SPLITS, generate_numbers, read_files, write_corpus
-from seqlab.errors import run_stage
+import dataclasses
+import json
+
+from seqlab.atomic import atomic_path, write_text
+from seqlab.cleaning import Cleaner
+from seqlab.config import SPLITS, load_config
+from seqlab.data import CorpusWriter
+from seqlab.errors import DataError, run_stage
+from seqlab.sources import read_source
 
 
 def main() -> None:
     config = load_config()
-    if config.prepare.source == "numbers":
-        corpus = generate_numbers(config.prepare.numbers, seed=config.seed)
-    else:
-        corpus = read_files(config.prepare.files)
-    with atomic_path(config.paths.corpus) as tmp:
-        write_corpus(corpus, tmp)
-    sizes = ", ".join(f"{split} {len(corpus.split(split)):,}" for split in SPLITS)
-    print(f"prepare: {config.prepare.source} corpus -> {config.paths.corpus} ({sizes} pairs)")
+    # The test split is scored in full: it is normalised like the others but never filtered.
+    cleaners = {split: Cleaner(config.prepare.clean, filter=split != "test") for split in SPLITS}
+    with atomic_path(config.paths.corpus) as tmp, CorpusWriter(tmp) as writer:
+        for split, chunk in read_source(config.prepare, seed=config.seed):
+            writer.write(split, cleaners[split](chunk))
+        for split, cleaner in cleaners.items():
+            if not cleaner.stats.kept:
+                raise DataError(f"prepare: no {split} pairs left ({cleaner.stats.summary()}); see prepare.clean")
+    stats = {split: dataclasses.asdict(cleaner.stats) for split, cleaner in cleaners.items()}
+    write_text(config.paths.prepare_stats, json.dumps(stats, indent=2) + "\n")
+    print(f"prepare: {config.prepare.source} corpus -> {config.paths.corpus}, counts in {config.paths.prepare_stats}")
+    for split, cleaner in cleaners.items():
+        print(f"prepare: {split}: {cleaner.stats.summary()}")
 
 
 if __name__ == "__main__":

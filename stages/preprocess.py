@@ -1,33 +1,42 @@
-"""preprocess: encode train and valid to piece ids (parquet), dropping and counting bad pairs."""
+"""preprocess: encode train and valid to piece ids in parquet shards, dropping and counting bad pairs."""
 
 import dataclasses
 import json
+from pathlib import Path
 
 from seqlab.atomic import atomic_path, write_text
-from seqlab.config import load_config
-from seqlab.data import read_corpus
-from seqlab.errors import run_stage
-from seqlab.preprocess import ENCODED_SPLITS, encode, filter_pairs
-from seqlab.tokenizer import load_tokenizer
+from seqlab.config import PreprocessConfig, load_config
+from seqlab.data import iter_parallel
+from seqlab.errors import DataError, run_stage
+from seqlab.preprocess import ENCODED_SPLITS, SplitStats, encode, encode_threads, filter_pairs, shard_path, write_shard
+from seqlab.tokenizer import Tokenizer, load_tokenizer
+
+
+def encode_split(corpus: Path, split: str, out: Path, *, tokenizer: Tokenizer, config: PreprocessConfig) -> dict:
+    """Stream one split through encode and filter, one shard per chunk; its counts for the report."""
+    stats, shards = SplitStats(), 0
+    threads = encode_threads(config.threads)
+    for chunk in iter_parallel(corpus / f"{split}.src", corpus / f"{split}.tgt", chunk_size=config.shard_size):
+        kept, chunk_stats = filter_pairs(encode(chunk, tokenizer, threads=threads), config)
+        write_shard(kept, shard_path(out, split, shards))
+        stats, shards = stats + chunk_stats, shards + 1
+    if not stats.kept:
+        raise DataError(f"preprocess: every {split} pair was dropped ({stats.dropped_empty:,} empty, "
+                        f"{stats.dropped_too_long:,} too long); raise preprocess.max_src_len or max_tgt_len")
+    return {**dataclasses.asdict(stats), "shards": shards}
 
 
 def main() -> None:
     config = load_config()
-    corpus = read_corpus(config.paths.corpus)
     tokenizer = load_tokenizer(config.paths.tokenizer)
-    stats = {}
     with atomic_path(config.paths.encoded) as tmp:
         tmp.mkdir()
-        for split in ENCODED_SPLITS:
-            kept, stats[split] = filter_pairs(encode(corpus.split(split), tokenizer), config.preprocess)
-            kept.to_parquet(tmp / f"{split}.parquet", index=False)
-    report = {split: dataclasses.asdict(s) for split, s in stats.items()}
+        report = {split: encode_split(Path(config.paths.corpus), split, tmp, tokenizer=tokenizer,
+                                      config=config.preprocess) for split in ENCODED_SPLITS}
     write_text(config.paths.preprocess_stats, json.dumps(report, indent=2) + "\n")
-    for split, s in stats.items():
-        print(
-            f"preprocess: {split}: kept {s.kept:,} of {s.input:,} pairs "
-            f"(dropped {s.dropped_empty:,} empty, {s.dropped_too_long:,} too long)"
-        )
+    for split, s in report.items():
+        print(f"preprocess: {split}: kept {s['kept']:,} of {s['input']:,} pairs in {s['shards']} shards "
+              f"(dropped {s['dropped_empty']:,} empty, {s['dropped_too_long']:,} too long)")
 
 
 if __name__ == "__main__":

@@ -1,16 +1,17 @@
-"""tokenizer: train sentencepiece on the training split."""
+"""tokenizer: train sentencepiece on the training split (streamed from the prepared corpus)."""
+
+from pathlib import Path
 
 from seqlab.atomic import atomic_path
 from seqlab.config import load_config
-from seqlab.data import read_corpus
 from seqlab.errors import run_stage
-from seqlab.tokenizer import save_tokenizer, train_tokenizer
+from seqlab.tokenizer import save_tokenizer, train_tokenizer_on_files
 
 
 def main() -> None:
     config = load_config()
-    corpus = read_corpus(config.paths.corpus)
-    tokenizer = train_tokenizer(corpus.train, config.tokenizer, seed=config.seed)
+    corpus = Path(config.paths.corpus)
+    tokenizer = train_tokenizer_on_files(corpus / "train.src", corpus / "train.tgt", config.tokenizer, seed=config.seed)
     with atomic_path(config.paths.tokenizer) as tmp:
         save_tokenizer(tokenizer, tmp)
     kind = "joint" if tokenizer.joint else "separate"

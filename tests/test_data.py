@@ -8,14 +8,17 @@ from pathlib import Path
 import pytest
 from num2words import num2words
 
-from seqlab.config import FilesConfig, NumbersConfig
+from seqlab.config import NumbersConfig
 from seqlab.data import (
     SPLITS,
     Corpus,
+    CorpusWriter,
     ParallelText,
     generate_numbers,
+    iter_line_chunks,
+    iter_lines,
+    iter_parallel,
     read_corpus,
-    read_files,
     read_lines,
     read_parallel,
     write_corpus,
@@ -170,15 +173,69 @@ def test_read_parallel_missing_target(tmp_path: Path) -> None:
         read_parallel(src, tmp_path / "a.tgt")
 
 
-def test_read_files(tmp_path: Path) -> None:
-    names = {}
-    for split in SPLITS:
-        for side, text in (("src", f"{split} one\n"), ("tgt", f"{split} un\n")):
-            path = write_bytes(tmp_path / f"{split}.{side}", text.encode())
-            names[f"{split}_{side}"] = str(path)
-    corpus = read_files(FilesConfig(**names))
-    assert corpus.valid == ParallelText(src=["valid one"], tgt=["valid un"])
-    assert corpus.test.src == ["test one"]
+def test_read_lines_nul_byte_names_file_and_line(tmp_path: Path) -> None:
+    path = write_bytes(tmp_path / "bin.txt", b"ok\nfi\x00ne\n")
+    with pytest.raises(DataError, match=r"bin\.txt:2: NUL byte at byte 2"):
+        read_lines(path)
+
+
+def test_read_lines_utf16_gets_a_hint(tmp_path: Path) -> None:
+    path = write_bytes(tmp_path / "utf16.txt", "hello\n".encode("utf-16"))
+    with pytest.raises(DataError, match=r"utf16\.txt:1: invalid UTF-8 at byte 0 \(a UTF-16 file\?"):
+        read_lines(path)
+
+
+def test_read_lines_broken_gzip_names_file(tmp_path: Path) -> None:
+    path = write_bytes(tmp_path / "a.txt.gz", b"this is not gzip\n")
+    with pytest.raises(DataError, match=r"a\.txt\.gz: cannot read it"):
+        read_lines(path)
+    whole = gzip.compress(b"one\ntwo\n" * 1000)
+    truncated = write_bytes(tmp_path / "cut.gz", whole[: len(whole) // 2])
+    with pytest.raises(DataError, match=r"cut\.gz: cannot read it"):
+        read_lines(truncated)
+
+
+def test_iter_line_chunks_numbers_lines_across_chunks(tmp_path: Path) -> None:
+    path = write_bytes(tmp_path / "a.txt", b"1\n2\n3\n4\n5 \xff\n")
+    chunks = iter_line_chunks(path, chunk_size=2)
+    assert next(chunks) == ["1", "2"]
+    assert next(chunks) == ["3", "4"]
+    with pytest.raises(DataError, match=r"a\.txt:5: invalid UTF-8 at byte 2"):
+        next(chunks)
+
+
+def test_iter_lines_keeps_carriage_returns(tmp_path: Path) -> None:
+    # Cleaning (prepare.clean.crlf) decides about them; read_lines, for plain text, drops them.
+    path = write_bytes(tmp_path / "a.txt", b"one\r\ntwo\r\n")
+    assert list(iter_lines(path)) == ["one\r", "two\r"]
+    assert read_lines(path) == ["one", "two"]
+
+
+def test_iter_parallel_chunks(tmp_path: Path) -> None:
+    src = write_bytes(tmp_path / "a.src", b"1\n2\n3\n")
+    tgt = write_bytes(tmp_path / "a.tgt", b"un\ndeux\ntrois")
+    chunks = list(iter_parallel(src, tgt, chunk_size=2))
+    assert [c.to_dict("list") for c in chunks] == [
+        {"src": ["1", "2"], "tgt": ["un", "deux"]},
+        {"src": ["3"], "tgt": ["trois"]},
+    ]
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 1000])
+def test_iter_parallel_counts_both_files_whatever_the_chunk(tmp_path: Path, chunk_size: int) -> None:
+    src = write_bytes(tmp_path / "a.src", b"x\n" * 5)
+    tgt = write_bytes(tmp_path / "a.tgt", b"y\n" * 3)
+    with pytest.raises(DataError, match=rf"{src} has 5 lines but {tgt} has 3; they must be line-aligned"):
+        list(iter_parallel(src, tgt, chunk_size=chunk_size))
+    with pytest.raises(DataError, match=rf"{tgt} has 3 lines but {src} has 5"):
+        list(iter_parallel(tgt, src, chunk_size=chunk_size))
+
+
+def test_iter_parallel_one_empty_file(tmp_path: Path) -> None:
+    src = write_bytes(tmp_path / "a.src", b"")
+    tgt = write_bytes(tmp_path / "a.tgt", b"y\n")
+    with pytest.raises(DataError, match=r"a\.src has 0 lines but .*a\.tgt has 1"):
+        list(iter_parallel(src, tgt, chunk_size=10))
 
 
 # ---------------------------------------------------------------- on disk
@@ -205,3 +262,20 @@ def test_write_read_generated_corpus(tmp_path: Path, small_corpus: Corpus) -> No
 def test_read_corpus_missing_split(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"train\.src: file not found"):
         read_corpus(tmp_path)
+
+
+def test_corpus_writer_appends_chunks(tmp_path: Path) -> None:
+    import pandas as pd
+
+    with CorpusWriter(tmp_path / "corpus") as writer:
+        writer.write("train", pd.DataFrame({"src": ["a", "b"], "tgt": ["x", "y"]}))
+        writer.write("train", pd.DataFrame({"src": ["c"], "tgt": ["z"]}))
+    assert (tmp_path / "corpus/train.src").read_text() == "a\nb\nc\n"
+    assert (tmp_path / "corpus/test.tgt").read_text() == ""  # every split's files exist
+
+
+def test_corpus_writer_refuses_a_newline_inside_a_text(tmp_path: Path) -> None:
+    import pandas as pd
+
+    with CorpusWriter(tmp_path) as writer, pytest.raises(AssertionError, match="newlines"):
+        writer.write("train", pd.DataFrame({"src": ["a\nb"], "tgt": ["x"]}))

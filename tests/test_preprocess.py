@@ -1,4 +1,4 @@
-"""Tests for seqlab.preprocess: encoding to int32 ids and counted filtering."""
+"""Tests for seqlab.preprocess: encoding to int32 ids, counted filtering, parquet shards."""
 
 from __future__ import annotations
 
@@ -10,7 +10,16 @@ import pytest
 
 from seqlab.config import PreprocessConfig, TokenizerConfig
 from seqlab.data import ParallelText
-from seqlab.preprocess import SplitStats, encode, filter_pairs, read_encoded
+from seqlab.errors import ConfigError, DataError
+from seqlab.preprocess import (
+    SplitStats,
+    encode,
+    encode_threads,
+    filter_pairs,
+    read_encoded,
+    shard_path,
+    write_shard,
+)
 from seqlab.tokenizer import Tokenizer, train_tokenizer
 
 WORDS = ParallelText(
@@ -35,21 +44,38 @@ def frame_of(pairs: list[tuple[np.ndarray, np.ndarray]]) -> pd.DataFrame:
 # ---------------------------------------------------------------- encode
 
 
-def test_encode_gives_int32_arrays(tokenizer: Tokenizer) -> None:
+def pairs(text: ParallelText) -> pd.DataFrame:
+    return pd.DataFrame({"src": text.src, "tgt": text.tgt})
+
+
+def test_encode_gives_int32_lists(tokenizer: Tokenizer) -> None:
     text = ParallelText(src=["one", "twenty-one", ""], tgt=["un", "vingt et un", "deux"])
-    frame = encode(text, tokenizer)
+    frame = encode(pairs(text), tokenizer)
     assert list(frame.columns) == ["src", "tgt", "src_ids", "tgt_ids"]
     assert len(frame) == 3
     assert frame["src"].tolist() == text.src
     for column in ("src_ids", "tgt_ids"):
-        for value in frame[column]:
-            assert isinstance(value, np.ndarray)
-            assert value.dtype == np.int32
-            assert value.ndim == 1
-    assert frame["src_ids"][0].tolist() == tokenizer.encode_src(["one"])[0]
-    assert frame["tgt_ids"][1].tolist() == tokenizer.encode_tgt(["vingt et un"])[0]
+        assert str(frame[column].dtype) == "list<item: int32>[pyarrow]"
+    assert frame["src_ids"][0] == tokenizer.encode_src(["one"])[0]
+    assert frame["tgt_ids"][1] == tokenizer.encode_tgt(["vingt et un"])[0]
     assert len(frame["src_ids"][2]) == 0  # an empty line encodes to no pieces
-    assert tokenizer.decode_tgt([frame["tgt_ids"][1].tolist()]) == ["vingt et un"]
+    assert tokenizer.decode_tgt([frame["tgt_ids"][1]]) == ["vingt et un"]
+
+
+def test_encode_keeps_the_index_and_threads_do_not_matter(tokenizer: Tokenizer) -> None:
+    frame = pairs(WORDS).iloc[3:9]
+    one, two = encode(frame, tokenizer, threads=1), encode(frame, tokenizer, threads=2)
+    assert list(one.index) == list(frame.index)
+    assert one.equals(two)
+
+
+def test_encode_threads() -> None:
+    assert encode_threads(3) == 3
+    assert encode_threads(0) >= 1
+    with pytest.raises(ConfigError, match=r"preprocess\.threads"):
+        PreprocessConfig(threads=-1)
+    with pytest.raises(ConfigError, match=r"preprocess\.shard_size"):
+        PreprocessConfig(shard_size=0)
 
 
 # ---------------------------------------------------------------- filter_pairs
@@ -87,10 +113,17 @@ def test_filter_pairs_keeps_everything_when_clean() -> None:
 
 
 def test_filter_pairs_drops_extra_columns(tokenizer: Tokenizer) -> None:
-    frame = encode(ParallelText(src=["one", ""], tgt=["un", "deux"]), tokenizer)
+    frame = encode(pairs(ParallelText(src=["one", ""], tgt=["un", "deux"])), tokenizer)
     kept, stats = filter_pairs(frame, PreprocessConfig())
     assert list(kept.columns) == ["src_ids", "tgt_ids"]
     assert stats == SplitStats(input=2, kept=1, dropped_empty=1, dropped_too_long=0)
+
+
+def test_filter_pairs_on_encoded_frames(tokenizer: Tokenizer) -> None:
+    frame = encode(pairs(ParallelText(src=["one hundred", "one"], tgt=["cent", "un"])), tokenizer)
+    kept, stats = filter_pairs(frame, PreprocessConfig(max_src_len=5))  # "one hundred" is 11 characters
+    assert stats == SplitStats(input=2, kept=1, dropped_empty=0, dropped_too_long=1)
+    assert kept["src_ids"][0] == tokenizer.encode_src(["one"])[0]
 
 
 def test_filter_pairs_does_not_modify_input() -> None:
@@ -100,11 +133,33 @@ def test_filter_pairs_does_not_modify_input() -> None:
     assert list(frame.columns) == ["src_ids", "tgt_ids"]
 
 
-def test_parquet_round_trip(tmp_path: Path, tokenizer: Tokenizer) -> None:
-    kept, _ = filter_pairs(encode(WORDS, tokenizer), PreprocessConfig())
-    path = tmp_path / "train.parquet"
-    kept.to_parquet(path)
-    src, tgt = read_encoded(str(path))
+def test_shards_round_trip_in_order(tmp_path: Path, tokenizer: Tokenizer) -> None:
+    frame = pairs(WORDS)
+    for number, start in enumerate(range(0, len(frame), 7)):  # 18 pairs: shards of 7, 7 and 4
+        kept, _ = filter_pairs(encode(frame.iloc[start : start + 7], tokenizer), PreprocessConfig())
+        write_shard(kept, shard_path(tmp_path, "train", number))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"train-0000{i}.parquet" for i in range(3)]
+    src, tgt = read_encoded(tmp_path, "train")
     assert len(src) == len(tgt) == len(WORDS)
-    assert [s.tolist() for s in src] == [s.tolist() for s in kept["src_ids"]]
-    assert [t.tolist() for t in tgt] == [t.tolist() for t in kept["tgt_ids"]]
+    assert all(isinstance(s, np.ndarray) and s.dtype == np.int32 for s in src + tgt)
+    assert [s.tolist() for s in src] == tokenizer.encode_src(WORDS.src)
+    assert [t.tolist() for t in tgt] == tokenizer.encode_tgt(WORDS.tgt)
+
+
+def test_hand_built_frame_round_trips(tmp_path: Path) -> None:
+    kept, _ = filter_pairs(frame_of([(ids(4, 5), ids(6)), (ids(7), ids(8, 9))]), PreprocessConfig())
+    write_shard(kept, shard_path(tmp_path, "valid", 0))
+    src, tgt = read_encoded(str(tmp_path), "valid")
+    assert [s.tolist() for s in src] == [[4, 5], [7]]
+    assert [t.tolist() for t in tgt] == [[6], [8, 9]]
+
+
+def test_empty_shard_round_trips(tmp_path: Path) -> None:
+    kept, _ = filter_pairs(frame_of([(ids(), ids(6))]), PreprocessConfig())
+    write_shard(kept, shard_path(tmp_path, "train", 0))
+    assert read_encoded(tmp_path, "train") == ([], [])
+
+
+def test_no_shards_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"no valid-\*\.parquet shards; run the preprocess stage"):
+        read_encoded(tmp_path, "valid")

@@ -18,6 +18,7 @@ from seqlab.tokenizer import (
     load_tokenizer,
     save_tokenizer,
     train_tokenizer,
+    train_tokenizer_on_files,
 )
 
 # A tiny hand-written corpus: enough distinct characters and words for a 40-piece vocabulary.
@@ -130,3 +131,73 @@ def test_load_with_missing_target_model(tmp_path: Path, joint: Tokenizer) -> Non
     (tmp_path / "tgt.model").unlink()
     with pytest.raises(DataError, match=r"tgt\.model: tokenizer model not found"):
         load_tokenizer(tmp_path)
+
+
+# ---------------------------------------------------------------- options for real corpora
+
+
+def test_files_and_memory_give_the_same_model(tmp_path: Path) -> None:
+    src, tgt = tmp_path / "train.src", tmp_path / "train.tgt"
+    src.write_text("".join(f"{line}\n" for line in TEXT.src), encoding="utf-8")
+    tgt.write_text("".join(f"{line}\n" for line in TEXT.tgt), encoding="utf-8")
+    for config in (JOINT, SEPARATE):
+        from_files = train_tokenizer_on_files(src, tgt, config, seed=7)
+        assert from_files == train_tokenizer(TEXT, config, seed=7)
+
+
+@pytest.mark.parametrize("model_type", ["unigram", "bpe", "char"])
+def test_model_types(model_type: str) -> None:
+    tokenizer = train_tokenizer(TEXT, TokenizerConfig(vocab_size=30, model_type=model_type), seed=7)
+    assert tokenizer.decode_tgt(tokenizer.encode_tgt(["trois mille"])) == ["trois mille"]
+    if model_type == "char":
+        assert all(len(p.lstrip("\u2581")) <= 1 for p in tokenizer.tgt_pieces(tokenizer.encode_tgt(["trente"])[0]))
+
+
+def test_byte_fallback_spells_unknown_characters_in_bytes() -> None:
+    tokenizer = train_tokenizer(TEXT, TokenizerConfig(vocab_size=300, byte_fallback=True), seed=7)
+    ids = tokenizer.encode_src(["one ж"])[0]
+    assert UNK_ID not in ids
+    assert tokenizer.src_pieces(ids)[-2:] == ["<0xD0>", "<0xB6>"]  # ж in UTF-8
+    assert tokenizer.src.decode(ids) == "one ж"
+
+
+def test_byte_fallback_vocab_too_small_names_key_and_need() -> None:
+    with pytest.raises(ConfigError, match=r"tokenizer\.vocab_size: 40 is too small for this corpus; its characters "
+                                          r"and the 256 byte pieces of byte_fallback need at least \d+"):
+        train_tokenizer(TEXT, TokenizerConfig(vocab_size=40, byte_fallback=True), seed=7)
+
+
+def test_user_defined_symbols_are_never_split() -> None:
+    text = ParallelText(src=[f"<2fr> {line}" for line in SRC] * 3, tgt=TGT * 3)
+    tokenizer = train_tokenizer(text, TokenizerConfig(vocab_size=40, user_defined_symbols=("<2fr>", "<x>")), seed=7)
+    pieces = tokenizer.src_pieces(tokenizer.encode_src(["<2fr> one<x>"])[0])
+    assert "<2fr>" in pieces and "<x>" in pieces
+
+
+def test_sentence_sample_is_seeded_and_used() -> None:
+    many = ParallelText(src=SRC * 20 + ["zzz qqq"] * 3, tgt=TGT * 20 + ["zzz qqq"] * 3)
+    sampled = TokenizerConfig(vocab_size=30, input_sentence_size=150)
+    assert train_tokenizer(many, sampled, seed=7) == train_tokenizer(many, sampled, seed=7)
+    assert train_tokenizer(many, sampled, seed=7) != train_tokenizer(many, TokenizerConfig(vocab_size=30), seed=7)
+
+
+def test_threads_give_a_reproducible_vocabulary() -> None:
+    config = TokenizerConfig(vocab_size=40, threads=2)
+    assert train_tokenizer(TEXT, config, seed=7) == train_tokenizer(TEXT, config, seed=7)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "key"),
+    [
+        ({"input_sentence_size": -1}, r"tokenizer\.input_sentence_size"),
+        ({"input_sentence_size": 100}, r"tokenizer\.input_sentence_size: must be 0 \(every sentence\) or more than 100"),
+        ({"threads": 0}, r"tokenizer\.threads"),
+        ({"user_defined_symbols": ("<s>",)}, r"tokenizer\.user_defined_symbols\[0\]: '<s>'"),
+        ({"user_defined_symbols": ("ok", "a b")}, r"tokenizer\.user_defined_symbols\[1\]"),
+        ({"user_defined_symbols": ("",)}, r"tokenizer\.user_defined_symbols\[0\]"),
+        ({"user_defined_symbols": ("<x>", "<x>")}, r"tokenizer\.user_defined_symbols: lists a symbol twice"),
+    ],
+)
+def test_tokenizer_checks_name_the_key(kwargs: dict, key: str) -> None:
+    with pytest.raises(ConfigError, match=key):
+        TokenizerConfig(**kwargs)

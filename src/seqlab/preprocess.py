@@ -1,45 +1,80 @@
-"""Encode corpus splits to piece ids with pandas, dropping (and counting) unusable pairs.
+"""Encode corpus splits to piece ids in parquet shards, dropping (and counting) unusable pairs.
 
-The steps are pure DataFrame -> DataFrame functions; the stage writes the
-result as one parquet file per split plus a stats file of what was dropped.
+The steps are pure DataFrame -> DataFrame functions over one chunk at a time;
+the stage streams each split through them and writes every chunk as one shard,
+``<split>-00000.parquet``, ``<split>-00001.parquet``, ..., so memory stays
+bounded by the shard size whatever the corpus size. Ids are Arrow lists of
+int32 from end to end: no Python object per sentence is kept.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from seqlab.config import PreprocessConfig
-from seqlab.data import ParallelText
+from seqlab.errors import DataError
 from seqlab.tokenizer import Tokenizer
 
 ENCODED_SPLITS = ("train", "valid")  # the test split is decoded from raw text, never filtered
+IDS = pa.list_(pa.int32())
 
 
 @dataclass(frozen=True)
 class SplitStats:
     """How many pairs came in, were kept, and were dropped for which reason."""
 
-    input: int
-    kept: int
-    dropped_empty: int
-    dropped_too_long: int
+    input: int = 0
+    kept: int = 0
+    dropped_empty: int = 0
+    dropped_too_long: int = 0
+
+    def __add__(self, other: SplitStats) -> SplitStats:
+        return SplitStats(
+            input=self.input + other.input,
+            kept=self.kept + other.kept,
+            dropped_empty=self.dropped_empty + other.dropped_empty,
+            dropped_too_long=self.dropped_too_long + other.dropped_too_long,
+        )
 
 
-def encode(text: ParallelText, tokenizer: Tokenizer) -> pd.DataFrame:
-    """Columns ``src_ids`` and ``tgt_ids``: int32 piece ids, one row per pair."""
-    frame = pd.DataFrame({"src": text.src, "tgt": text.tgt})
-    frame["src_ids"] = [np.asarray(ids, dtype=np.int32) for ids in tokenizer.encode_src(text.src)]
-    frame["tgt_ids"] = [np.asarray(ids, dtype=np.int32) for ids in tokenizer.encode_tgt(text.tgt)]
-    return frame
+def encode_threads(threads: int) -> int:
+    """``preprocess.threads``, with 0 meaning one per CPU core this process may use."""
+    if threads:
+        return threads
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _ids_column(ids: list[list[int]], index: pd.Index) -> pd.Series:
+    return pd.Series(pd.arrays.ArrowExtensionArray(pa.array(ids, type=IDS)), index=index)
+
+
+def encode(frame: pd.DataFrame, tokenizer: Tokenizer, *, threads: int = 1) -> pd.DataFrame:
+    """Columns ``src_ids`` and ``tgt_ids`` (Arrow lists of int32 piece ids) added to ``frame``'s ``src``, ``tgt``.
+
+    sentencepiece encodes the whole column on ``threads`` threads in C++.
+    """
+    return frame.assign(
+        src_ids=_ids_column(tokenizer.encode_src(frame["src"].tolist(), threads=threads), frame.index),
+        tgt_ids=_ids_column(tokenizer.encode_tgt(frame["tgt"].tolist(), threads=threads), frame.index),
+    )
+
+
+def _lengths(ids: pd.Series) -> np.ndarray:
+    if isinstance(ids.dtype, pd.ArrowDtype):
+        return ids.list.len().to_numpy(dtype=np.int64)
+    return ids.map(len).to_numpy(dtype=np.int64)  # arrays in an object column (hand-built frames)
 
 
 def filter_pairs(frame: pd.DataFrame, config: PreprocessConfig) -> tuple[pd.DataFrame, SplitStats]:
     """Drop pairs with an empty side, then pairs longer than the configured limits."""
-    src_len = frame["src_ids"].map(len)
-    tgt_len = frame["tgt_ids"].map(len)
+    src_len, tgt_len = _lengths(frame["src_ids"]), _lengths(frame["tgt_ids"])
     empty = (src_len == 0) | (tgt_len == 0)
     too_long = ~empty & ((src_len > config.max_src_len) | (tgt_len > config.max_tgt_len))
     kept = frame.loc[~(empty | too_long), ["src_ids", "tgt_ids"]].reset_index(drop=True)
@@ -52,7 +87,33 @@ def filter_pairs(frame: pd.DataFrame, config: PreprocessConfig) -> tuple[pd.Data
     return kept, stats
 
 
-def read_encoded(path: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Source and target id arrays of an encoded split."""
-    frame = pd.read_parquet(path)
-    return list(frame["src_ids"]), list(frame["tgt_ids"])
+# ---------------------------------------------------------------- shards on disk
+
+
+def shard_path(directory: str | Path, split: str, number: int) -> Path:
+    return Path(directory) / f"{split}-{number:05d}.parquet"
+
+
+def write_shard(frame: pd.DataFrame, path: Path) -> None:
+    """One shard: columns ``src_ids`` and ``tgt_ids`` as parquet lists of int32."""
+    table = pa.table({name: pa.array(frame[name], type=IDS) for name in ("src_ids", "tgt_ids")})
+    pq.write_table(table, path)
+
+
+def _arrays(column: pa.ChunkedArray) -> list[np.ndarray]:
+    """One int32 array per row: views into one flat buffer per parquet chunk (fast, compact)."""
+    out: list[np.ndarray] = []
+    for chunk in column.chunks:
+        values = chunk.flatten().to_numpy(zero_copy_only=False)
+        ends = np.cumsum(chunk.value_lengths().to_numpy(zero_copy_only=False))
+        out.extend(np.split(values, ends[:-1]) if len(chunk) else [])
+    return out
+
+
+def read_encoded(directory: str | Path, split: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Source and target id arrays of an encoded split, its shards read in order."""
+    paths = sorted(Path(directory).glob(f"{split}-*.parquet"))
+    if not paths:
+        raise DataError(f"{directory}: no {split}-*.parquet shards; run the preprocess stage")
+    table = pa.concat_tables(pq.read_table(path, columns=["src_ids", "tgt_ids"]) for path in paths)
+    return _arrays(table.column("src_ids")), _arrays(table.column("tgt_ids"))
