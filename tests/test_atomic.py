@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from seqlab.atomic import atomic_path, write_text
+from seqlab.atomic import atomic_path, remove_leftovers, write_text
 
 
 class Boom(Exception):
@@ -97,3 +97,14 @@ def test_write_text(tmp_path: Path) -> None:
     write_text(str(path), "zéro\n")
     assert path.read_text(encoding="utf-8") == "zéro\n"
     assert [p.name for p in path.parent.iterdir()] == ["b.txt"]
+
+
+def test_remove_leftovers_of_a_killed_writer(tmp_path: Path) -> None:
+    target = tmp_path / "state.pt"
+    target.write_text("good", encoding="utf-8")
+    (tmp_path / ".state.pt.abc123.tmp").mkdir()
+    (tmp_path / ".state.pt.abc123.tmp" / "state.pt").write_text("half", encoding="utf-8")
+    (tmp_path / ".other.pt.abc.tmp").mkdir()
+    remove_leftovers(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.pt.abc.tmp", "state.pt"]
+    assert target.read_text(encoding="utf-8") == "good"

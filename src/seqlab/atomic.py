@@ -44,3 +44,14 @@ def write_text(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (UTF-8)."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def remove_leftovers(path: str | Path) -> None:
+    """Remove the temporaries of :func:`atomic_path` that a killed writer of ``path`` left behind.
+
+    ``path`` itself is never touched. Call it only where no other process may be
+    writing ``path`` at the same moment (a DVC stage holds the repository's lock).
+    """
+    path = Path(path)
+    for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+        shutil.rmtree(leftover, ignore_errors=True)

@@ -38,7 +38,8 @@ def pad(sequences: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]
     lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)
     out = torch.full((len(sequences), max(int(lengths.max()), 1)), PAD_ID, dtype=torch.long)
     for row, seq in enumerate(sequences):
-        out[row, : len(seq)] = torch.as_tensor(np.asarray(seq), dtype=torch.long)
+        # np.array copies: the ids may be read-only Arrow buffers, which torch warns about.
+        out[row, : len(seq)] = torch.from_numpy(np.array(seq, dtype=np.int64))
     return out, lengths
 
 
@@ -47,6 +48,20 @@ def make_batch(src: Sequence[np.ndarray], tgt: Sequence[np.ndarray]) -> Batch:
     tgt_in, _ = pad([np.concatenate(([BOS_ID], t)) for t in tgt])
     tgt_out, _ = pad([np.concatenate((t, [EOS_ID])) for t in tgt])
     return Batch(src=src_ids, src_lengths=src_lengths, tgt_in=tgt_in, tgt_out=tgt_out)
+
+
+@dataclass(frozen=True)
+class EncodedSplit:
+    """Piece-id arrays of one split, as preprocess wrote them."""
+
+    src: Sequence[np.ndarray]
+    tgt: Sequence[np.ndarray]
+
+    def lengths(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.array([len(s) for s in self.src]), np.array([len(t) for t in self.tgt])
+
+    def batch(self, indices: np.ndarray) -> Batch:
+        return make_batch([self.src[i] for i in indices], [self.tgt[i] for i in indices])
 
 
 def bucket_indices(

@@ -1,0 +1,130 @@
+"""Training throughput of the RNN model, in target tokens per second and as a fraction of matmul peak.
+
+    python bench/train_speed.py                       # emb 256, hidden 512, BiLSTM, Bahdanau, vocab 8000
+    python bench/train_speed.py --hidden 256 --embed 128 --vocab 150 --name numbers
+
+Times forward + backward + Adam steps on random batches shaped like Multi30k
+(64 sentences, source ~13 and target ~14 pieces), in fp32 and with bf16
+autocast on the CPU, and times a large torch.matmul in both precisions in the
+same run. FLOPs per target token are counted analytically from the
+architecture (3 x forward multiply-adds x 2). Writes bench/results/train_speed-<name>.{json,md}.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import click
+import torch
+
+from seqlab.batching import make_batch
+from seqlab.config import ModelConfig
+from seqlab.model import build_model, count_parameters
+from seqlab.loss import batch_loss
+
+OUT = Path(__file__).resolve().parent / "results"
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
+    """GFLOP/s of an n x n matmul in ``dtype`` (best of ``repeats``)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    torch.matmul(a, b)
+    best = min(_time(lambda: torch.matmul(a, b)) for _ in range(repeats))
+    return 2 * n**3 / best / 1e9
+
+
+def _time(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def flops_per_target_token(c: ModelConfig, *, vocab: int, src_per_tgt: float, src_len: float) -> float:
+    """Training FLOPs per target token: 2 x multiply-adds x 3 (forward, and backward at twice the forward)."""
+    h, e, a, d = c.hidden_dim, c.embed_dim, c.attention_dim, c.memory_dim
+    gates = 4 if c.rnn_type == "lstm" else 3
+    dirs = 2 if c.bidirectional else 1
+    encoder = dirs * gates * h * (e + h) + (c.encoder_layers - 1) * dirs * gates * h * (d + h) + d * a
+    first_in = e + h if c.input_feeding else e
+    decoder = gates * h * (first_in + h) + (c.decoder_layers - 1) * gates * h * 2 * h
+    attention = h * a + src_len * (a + d)  # query projection, energies, context
+    output = (h + d) * h + h * vocab  # combine layer and output projection
+    macs = decoder + attention + output + src_per_tgt * encoder
+    return 2 * macs * 3
+
+
+def throughput(model, batches, *, bf16: bool, steps: int) -> float:
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    tokens, elapsed = 0, 0.0
+    for i in range(steps + 2):
+        batch = batches[i % len(batches)]
+        start = time.perf_counter()
+        with ctx:
+            loss = batch_loss(model, batch)
+        optimizer.zero_grad(set_to_none=True)
+        (loss / batch.n_tokens).backward()
+        optimizer.step()
+        if i >= 2:  # the first steps allocate and choose kernels
+            elapsed += time.perf_counter() - start
+            tokens += batch.n_tokens
+    return tokens / elapsed
+
+
+@click.command()
+@click.option("--embed", default=256, show_default=True)
+@click.option("--hidden", default=512, show_default=True)
+@click.option("--vocab", default=8000, show_default=True)
+@click.option("--batch", "batch_size", default=64, show_default=True, help="Sentences per batch.")
+@click.option("--src-len", default=13, show_default=True)
+@click.option("--tgt-len", default=14, show_default=True)
+@click.option("--steps", default=20, show_default=True)
+@click.option("--name", default="multi30k-shape", show_default=True)
+def main(embed: int, hidden: int, vocab: int, batch_size: int, src_len: int, tgt_len: int, steps: int, name: str) -> None:
+    torch.manual_seed(0)
+    config = ModelConfig(embed_dim=embed, hidden_dim=hidden, attention_dim=hidden, dropout=0.1)
+    model = build_model(config, src_vocab=vocab, tgt_vocab=vocab).train()
+    g = torch.Generator().manual_seed(0)
+
+    def lengths(mean: int) -> list[int]:
+        return [max(2, int(x)) for x in torch.normal(float(mean), mean / 3, (batch_size,), generator=g)]
+
+    batches = [
+        make_batch([torch.randint(4, vocab, (n,), generator=g).numpy() for n in lengths(src_len)],
+                   [torch.randint(4, vocab, (n,), generator=g).numpy() for n in lengths(tgt_len)])
+        for _ in range(8)
+    ]
+    peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
+    fp32 = throughput(model, batches, bf16=False, steps=steps)
+    bf16 = throughput(model, batches, bf16=True, steps=steps)
+    flops = flops_per_target_token(config, vocab=vocab, src_per_tgt=src_len / tgt_len, src_len=src_len)
+    result = {
+        "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}, torch {torch.__version__}, "
+                   f"{torch.get_num_threads()} threads",
+        "model": f"emb {embed}, hidden {hidden}, BiLSTM, Bahdanau, input feeding, vocab {vocab}",
+        "parameters": count_parameters(model),
+        "batch_sentences": batch_size,
+        "train_flops_per_target_token": round(flops),
+        "matmul_peak_gflops_fp32": round(peak32, 1),
+        "matmul_peak_gflops_bf16": round(peak16, 1),
+        "tokens_per_sec_fp32": round(fp32),
+        "tokens_per_sec_bf16_autocast": round(bf16),
+        "fraction_of_fp32_peak": round(fp32 * flops / 1e9 / peak32, 3),
+        "fraction_of_bf16_peak": round(bf16 * flops / 1e9 / peak16, 3),
+    }
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"train_speed-{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    rows = "\n".join(f"| {k} | {v} |" for k, v in result.items())
+    (OUT / f"train_speed-{name}.md").write_text(
+        f"# Training throughput, {name} (`python bench/train_speed.py`)\n\n| measure | value |\n|---|---|\n{rows}\n"
+    )
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
