@@ -1,12 +1,13 @@
-"""decode: beam-search the test split with the trained model; write detokenized hypotheses."""
+"""decode: beam-search the test split with the trained model; write hypotheses and attention heatmaps."""
 
 from pathlib import Path
 
-from seqlab.atomic import write_text
+from seqlab.atomic import atomic_path, write_text
 from seqlab.checkpoint import load_checkpoint
 from seqlab.config import load_config
 from seqlab.data import read_lines
 from seqlab.errors import run_stage
+from seqlab.heatmaps import translation_heatmaps
 from seqlab.runtime import pick_device, seed_everything
 from seqlab.translate import translate
 
@@ -20,6 +21,11 @@ def main() -> None:
     results = translate(sources, model=loaded.model, tokenizer=loaded.tokenizer, config=config.decode,
                         device=device, max_src_len=config.preprocess.max_src_len)
     write_text(config.paths.hypotheses, "".join(f"{r.texts[0]}\n" for r in results))
+    with atomic_path(config.paths.attention) as folder:
+        folder.mkdir()
+        for name, figure in translation_heatmaps(results, sources, tokenizer=loaded.tokenizer,
+                                                 count=config.evaluate.attention_heatmaps):
+            figure.savefig(folder / name, dpi=100)
     cut = sum(r.truncated for r in results)
     print(f"decode: {len(results):,} sentences, beam {config.decode.beam_size} -> {config.paths.hypotheses}"
           + (f" ({cut} sources truncated to {config.preprocess.max_src_len} pieces)" if cut else ""))
