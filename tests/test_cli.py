@@ -93,3 +93,29 @@ def test_score_pair_of_files(tmp_path: Path) -> None:
     result = run("score", "--hyp", str(hyp), "--ref", str(ref))
     assert result.exit_code == 1
     assert "2 lines" in result.output and "1" in result.output
+
+
+def test_score_has_the_evaluate_stages_options(tmp_path: Path) -> None:
+    import json
+
+    hyp, ref = tmp_path / "hyp", tmp_path / "ref"
+    hyp.write_text("LE CHAT EST ASSIS\nbonjour\n", encoding="utf-8")
+    ref.write_text("le chat est assis\nbonjour\n", encoding="utf-8")
+    result = run("score", "--hyp", str(hyp), "--ref", str(ref), "--bootstrap-resamples", "20")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert set(out) == {"bleu", "chrf", "ter", "rouge1", "rouge2", "rougeL", "rougeLsum", "sentences", "ci95",
+                        "signature"}
+    assert out["bleu"] < 100.0 and "bs:20|seed:12345" in out["signature"]["bleu"]
+    result = run("score", "--hyp", str(hyp), "--ref", str(ref), "--lowercase", "--metrics", "bleu,ter",
+                 "--rouge-types", "", "--tokenize", "char", "--bootstrap-resamples", "0")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out == {"bleu": 100.0, "ter": 0.0, "sentences": 2, "signature": out["signature"]}
+    assert "case:lc" in out["signature"]["bleu"] and "tok:char" in out["signature"]["bleu"]
+    result = run("score", "--hyp", str(hyp), "--ref", str(ref), "--metrics", "bleu,blue")
+    assert result.exit_code == 2
+    assert "--metrics[1]: 'blue' is not one of" in result.output
+    result = run("score", "--hyp", str(hyp), "--ref", str(ref), "--bootstrap-resamples", "1")
+    assert result.exit_code == 2
+    assert "--bootstrap-resamples: must be 0 (off) or at least 2" in result.output

@@ -514,13 +514,26 @@ def test_real_model_wider_beams_score_at_least_greedy() -> None:
             assert beam[i][0].log_prob == pytest.approx(expected, abs=1e-4)
 
 
+PENALTIES = [
+    {"length_penalty": 0.0},
+    {"length_penalty": 0.6},
+    {"length_penalty": 1.0},
+    {"length_penalty": 2.0},
+    {"length_penalty": 1.0, "coverage_penalty": 0.4},
+    {"length_penalty": 0.0, "coverage_penalty": 1.0},
+    {"length_penalty": 1.0, "min_length": 3},
+    {"length_penalty": 0.6, "no_repeat_ngram": 2},
+    {"length_penalty": 1.0, "coverage_penalty": 0.2, "min_length_ratio": 0.5, "no_repeat_ngram": 3},
+]
+
+
 @torch.inference_mode()
-@pytest.mark.parametrize("alpha", [0.0, 0.6, 1.0, 2.0])
-def test_real_model_nbest_top_equals_one_best(alpha: float) -> None:
+@pytest.mark.parametrize("penalties", PENALTIES, ids=lambda p: ",".join(f"{k}={v}" for k, v in p.items()))
+def test_real_model_nbest_top_equals_one_best(penalties: dict) -> None:
     model = tiny_model(5)
     src, lengths = random_sources(5, 16)
-    one = beam_search(model, src, lengths, decode(REAL, beam_size=4, n_best=1, length_penalty=alpha))
-    many = beam_search(model, src, lengths, decode(REAL, beam_size=4, n_best=4, length_penalty=alpha))
+    one = beam_search(model, src, lengths, decode(REAL, beam_size=4, n_best=1, **penalties))
+    many = beam_search(model, src, lengths, decode(REAL, beam_size=4, n_best=4, **penalties))
     for (top,), hyps in zip(one, many):
         assert len(hyps) == 4
         assert hyps[0].tokens == top.tokens
@@ -541,12 +554,16 @@ def test_real_model_hypotheses_sorted_best_first() -> None:
 
 
 @torch.inference_mode()
-@pytest.mark.parametrize("beam_size", [1, 5])
-def test_real_model_batch_invariance(beam_size: int) -> None:
+@pytest.mark.parametrize(
+    "beam_size, extra",
+    [(1, {}), (5, {}), (5, {"coverage_penalty": 0.3, "no_repeat_ngram": 2, "min_length": 2})],
+    ids=["greedy", "beam5", "beam5-penalties"],
+)
+def test_real_model_batch_invariance(beam_size: int, extra: dict) -> None:
     """Each of 64 mixed-length sources decodes alone exactly as inside the batch."""
     model = tiny_model(9)
     src, lengths = random_sources(9, 64, max_len=15)
-    cfg = decode(REAL, beam_size=beam_size, length_penalty=1.0)
+    cfg = decode(REAL, beam_size=beam_size, length_penalty=1.0, **extra)
     batched = search(model, src, lengths, cfg)
     assert ended_early(batched, lengths, cfg) >= 10
     assert len({tuple(h[0].tokens) for h in batched}) >= 8

@@ -1,10 +1,10 @@
-"""Greedy and beam search over a batch of sentences.
+"""Greedy, beam and sampling search over a batch of sentences.
 
-Both talk to the model through two calls only: ``model.encode(src, lengths)``
-for the initial :class:`~seqlab.decoder.DecoderState`, and
-``model.decode_step(prev_tokens, state)`` for the next-token log-probabilities.
-A stub with those two methods (and a state with ``select``/``reorder``) is
-enough to test everything here.
+All of them talk to the model through two calls only: ``model.encode(src,
+lengths)`` for the initial state (which must offer ``select(index)`` and
+``reorder(index)``), and ``model.decode_step(prev_tokens, state)`` for the
+next-token log-probabilities. A stub with those methods is enough to test
+everything here.
 
 Each sentence's search is independent of the others in its batch: candidates
 are ranked per sentence, a sentence stops as soon as its own result can no
@@ -13,8 +13,9 @@ longer change, and finished sentences leave the batch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
 import torch
 
@@ -38,9 +39,9 @@ class Hypothesis:
 
 
 class Searchable(Protocol):
-    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor): ...
+    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> Any: ...
 
-    def decode_step(self, prev_tokens: torch.Tensor, state): ...
+    def decode_step(self, prev_tokens: torch.Tensor, state: Any) -> Any: ...
 
 
 # ---------------------------------------------------------------- pure helpers
@@ -51,10 +52,29 @@ def length_penalty(length: int | torch.Tensor, alpha: float) -> float | torch.Te
     return ((5.0 + length) / 6.0) ** alpha
 
 
+def coverage_penalty(attention_sum: torch.Tensor, src_lengths: torch.Tensor, beta: float) -> torch.Tensor:
+    """GNMT coverage penalty beta * sum_i log(min(sum_t a_ti, 1)) over real source positions.
+
+    attention_sum: (N, S) attention summed over a hypothesis' tokens; src_lengths:
+    (N,). Returns (N,), never positive: it only punishes source words left unread.
+    """
+    if beta == 0:
+        return attention_sum.new_zeros(attention_sum.size(0))
+    real = torch.arange(attention_sum.size(1), device=attention_sum.device) < src_lengths.unsqueeze(1)
+    covered = attention_sum.float().clamp(min=1e-10, max=1.0).log()
+    return beta * (covered * real).sum(dim=1)
+
+
 def max_lengths(src_lengths: torch.Tensor, config: DecodeConfig) -> torch.Tensor:
     """(B,) most output pieces (EOS excluded): ratio x source length, capped by max_length."""
     by_ratio = torch.ceil(src_lengths.float() * config.max_length_ratio).long()
     return by_ratio.clamp(min=1, max=config.max_length)
+
+
+def min_lengths(src_lengths: torch.Tensor, config: DecodeConfig) -> torch.Tensor:
+    """(B,) fewest output pieces before EOS is allowed: the larger of min_length and ratio x source."""
+    by_ratio = torch.floor(src_lengths.float() * config.min_length_ratio).long()
+    return by_ratio.clamp(min=config.min_length)
 
 
 def force_eos(log_probs: torch.Tensor, at_limit: torch.Tensor) -> torch.Tensor:
@@ -68,12 +88,55 @@ def force_eos(log_probs: torch.Tensor, at_limit: torch.Tensor) -> torch.Tensor:
     return blocked
 
 
+def forbid_eos(log_probs: torch.Tensor, too_short: torch.Tensor) -> torch.Tensor:
+    """log_probs: (N, V); rows where ``too_short`` (N,) may not emit EOS yet."""
+    if not bool(too_short.any()):
+        return log_probs
+    blocked = log_probs.clone()
+    blocked[too_short, EOS_ID] = NEG_INF
+    return blocked
+
+
+def block_repeats(log_probs: torch.Tensor, tokens: torch.Tensor, n: int) -> torch.Tensor:
+    """Forbid any token that would repeat an n-gram already in its row.
+
+    log_probs: (N, V); tokens: (N, t) emitted so far (BOS excluded). A window
+    of the row that equals its last n-1 tokens bans the token that followed it.
+    """
+    t = tokens.size(1)
+    if n < 1 or t < n:  # off, or no n-gram complete yet
+        return log_probs
+    if n == 1:
+        return log_probs.scatter(1, tokens, NEG_INF)
+    windows = tokens.unfold(1, n - 1, 1)[:, : t - n + 1]  # (N, t-n+1, n-1), each followed by a token
+    matches = (windows == tokens[:, t - n + 1 :].unsqueeze(1)).all(dim=-1)  # (N, t-n+1)
+    if not bool(matches.any()):
+        return log_probs
+    rows, starts = matches.nonzero(as_tuple=True)
+    banned = tokens[rows, starts + n - 1]
+    blocked = log_probs.clone()
+    blocked[rows, banned] = NEG_INF
+    return blocked
+
+
+def constrain(
+    log_probs: torch.Tensor, *, tokens: torch.Tensor, limits: torch.Tensor, minimums: torch.Tensor, config: DecodeConfig
+) -> torch.Tensor:
+    """Apply the length limits and n-gram blocking to one step. tokens: (N, t) emitted so far;
+    limits, minimums: (N,) per-row bounds. The maximum wins over the minimum."""
+    step = tokens.size(1)
+    log_probs = block_repeats(log_probs, tokens, config.no_repeat_ngram)
+    log_probs = forbid_eos(log_probs, (minimums > step) & (limits > step))
+    return force_eos(log_probs, limits <= step)
+
+
 def best_possible(alive_scores: torch.Tensor, limits: torch.Tensor, alpha: float) -> torch.Tensor:
     """(n,) upper bound on any future ranking score of each sentence's alive beams.
 
     alive_scores: (n, K) raw log-probabilities, which only fall as tokens are
     added. With a length penalty a longer hypothesis is divided by more, so the
-    bound divides by the penalty at the longest length allowed.
+    bound divides by the penalty at the longest length allowed. The coverage
+    penalty is at most 0, so it cannot raise the bound.
     """
     best = alive_scores.max(dim=1).values
     if alpha == 0:
@@ -91,39 +154,118 @@ def select_alive(top_tokens: torch.Tensor, beam_size: int) -> torch.Tensor:
     return torch.sort(is_eos, dim=1, stable=True).indices[:, :beam_size]
 
 
-# ---------------------------------------------------------------- search
+def filter_distribution(log_probs: torch.Tensor, *, top_k: int, top_p: float, temperature: float) -> torch.Tensor:
+    """Sampling distribution (N, V) as log-probabilities: tempered, then top-k, then nucleus (top-p)."""
+    logits = log_probs / temperature
+    if 0 < top_k < logits.size(-1):
+        kth = logits.topk(top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, NEG_INF)
+    if top_p < 1.0:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        probs = sorted_logits.softmax(dim=-1)
+        # keep the smallest prefix whose mass reaches top_p (the first token always stays)
+        drop = probs.cumsum(dim=-1) - probs >= top_p
+        logits = logits.scatter(1, order, sorted_logits.masked_fill(drop, NEG_INF))
+    return logits.log_softmax(dim=-1)
+
+
+# ---------------------------------------------------------------- greedy and sampling
+
+
+def _sequential(
+    model: Searchable,
+    src: torch.Tensor,
+    src_lengths: torch.Tensor,
+    config: DecodeConfig,
+    *,
+    copies: int,
+    pick: Callable[[torch.Tensor], torch.Tensor],
+) -> list[list[Hypothesis]]:
+    """One token per row per step, chosen by ``pick`` (N, V) -> (N,); ``copies`` rows per sentence.
+    Rows that emit EOS are finished and leave the batch."""
+    device, batch = src.device, src.size(0)
+    rows = torch.arange(batch, device=device).repeat_interleave(copies)
+    state = model.encode(src, src_lengths).select(rows)
+    lengths, limits, minimums = src_lengths[rows], max_lengths(src_lengths, config)[rows], min_lengths(src_lengths, config)[rows]
+    tokens = torch.empty(rows.numel(), 0, dtype=torch.long, device=device)
+    attn = torch.zeros(rows.numel(), 0, src.size(1), device=device)
+    log_prob = torch.zeros(rows.numel(), device=device)
+    finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
+    prev = torch.full((rows.numel(),), BOS_ID, dtype=torch.long, device=device)
+    while rows.numel() > 0:
+        out = model.decode_step(prev, state)
+        log_probs = constrain(out.log_probs, tokens=tokens, limits=limits, minimums=minimums, config=config)
+        prev = pick(log_probs)
+        log_prob = log_prob + log_probs.gather(1, prev.unsqueeze(1)).squeeze(1)
+        tokens = torch.cat((tokens, prev.unsqueeze(1)), dim=1)
+        attn = torch.cat((attn, out.attention.float().unsqueeze(1)), dim=1)
+        done = prev == EOS_ID
+        for i in done.nonzero().view(-1).tolist():
+            finished[int(rows[i])].append(
+                _hypothesis(tokens[i, :-1], float(log_prob[i]), attn[i], int(lengths[i]), config)
+            )
+        keep = (~done).nonzero().view(-1)
+        if keep.numel() < rows.numel():
+            rows, lengths, limits, minimums = rows[keep], lengths[keep], limits[keep], minimums[keep]
+            tokens, attn, log_prob, prev = tokens[keep], attn[keep], log_prob[keep], prev[keep]
+            state = out.state.select(keep)
+        else:
+            state = out.state
+    return [sorted(hyps, key=lambda h: h.score, reverse=True) for hyps in finished]
+
+
+def _hypothesis(tokens: torch.Tensor, log_prob: float, attention: torch.Tensor, src_len: int, config: DecodeConfig) -> Hypothesis:
+    """tokens: (t,) without EOS; attention: (t + 1, S)."""
+    score = log_prob / float(length_penalty(tokens.numel() + 1, config.length_penalty))
+    penalty = coverage_penalty(attention.sum(0, keepdim=True), torch.tensor([src_len], device=attention.device), config.coverage_penalty)
+    return Hypothesis(tokens.tolist(), score + float(penalty[0]), log_prob, attention.float().cpu())
 
 
 def greedy_search(model: Searchable, src: torch.Tensor, src_lengths: torch.Tensor, config: DecodeConfig) -> list[list[Hypothesis]]:
     """The most probable next token at every step; one hypothesis per sentence."""
-    state = model.encode(src, src_lengths)
-    batch = src.size(0)
-    limits = max_lengths(src_lengths, config).to(src.device)
-    prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=src.device)
-    tokens, attention, log_prob = [], [], torch.zeros(batch, device=src.device)
-    done = torch.zeros(batch, dtype=torch.bool, device=src.device)
-    ended_at = torch.full((batch,), -1, dtype=torch.long)
-    for step in range(int(limits.max()) + 1):
-        out = model.decode_step(prev, state)
-        log_probs = force_eos(out.log_probs, limits <= step)
-        best, prev = log_probs.max(dim=-1)
-        log_prob += torch.where(done, torch.zeros_like(best), best)
-        tokens.append(prev)
-        attention.append(out.attention)
-        newly = (prev == EOS_ID) & ~done
-        ended_at[newly.cpu()] = step
-        done |= newly
-        state = out.state
-        if bool(done.all()):
-            break
-    token_rows = torch.stack(tokens, dim=1).tolist()
-    attn = torch.stack(attention, dim=1).float().cpu()
-    results = []
-    for i in range(batch):
-        end = int(ended_at[i])
-        score = float(log_prob[i]) / float(length_penalty(end + 1, config.length_penalty))
-        results.append([Hypothesis(token_rows[i][:end], score, float(log_prob[i]), attn[i, : end + 1])])
-    return results
+    return _sequential(model, src, src_lengths, config, copies=1, pick=lambda lp: lp.argmax(dim=-1))
+
+
+def sample_search(
+    model: Searchable, src: torch.Tensor, src_lengths: torch.Tensor, config: DecodeConfig, *, generator: torch.Generator
+) -> list[list[Hypothesis]]:
+    """``config.n_best`` samples per sentence (temperature, top-k, top-p), best-scoring first."""
+
+    def pick(log_probs: torch.Tensor) -> torch.Tensor:
+        dist = filter_distribution(log_probs, top_k=config.top_k, top_p=config.top_p, temperature=config.temperature)
+        return torch.multinomial(dist.exp(), 1, generator=generator).squeeze(1)
+
+    return _sequential(model, src, src_lengths, config, copies=config.n_best, pick=pick)
+
+
+# ---------------------------------------------------------------- beam search
+
+
+@dataclass(frozen=True)
+class _Beams:
+    """The unfinished sentences of a beam search: n sentences x K beams.
+
+    index: (n,) original sentence; scores: (n, K) raw log-probabilities;
+    tokens: (n*K, t) emitted so far; attn: (n*K, t, S); lengths, limits,
+    minimums: (n,) source length and output bounds; state: the model's, n*K rows.
+    """
+
+    index: torch.Tensor
+    scores: torch.Tensor
+    tokens: torch.Tensor
+    attn: torch.Tensor
+    lengths: torch.Tensor
+    limits: torch.Tensor
+    minimums: torch.Tensor
+    state: Any
+
+    def keep(self, still: torch.Tensor, k: int) -> _Beams:
+        """Only the sentences ``still`` (m,): finished ones leave the batch."""
+        rows = (still.unsqueeze(1) * k + torch.arange(k, device=still.device)).view(-1)
+        return _Beams(
+            self.index[still], self.scores[still], self.tokens[rows], self.attn[rows],
+            self.lengths[still], self.limits[still], self.minimums[still], self.state.select(rows),
+        )
 
 
 def beam_search(model: Searchable, src: torch.Tensor, src_lengths: torch.Tensor, config: DecodeConfig) -> list[list[Hypothesis]]:
@@ -133,74 +275,73 @@ def beam_search(model: Searchable, src: torch.Tensor, src_lengths: torch.Tensor,
     bound of :func:`best_possible`, so its result is the same as if the search
     had run to the maximum length with this beam.
     """
-    k, device = config.beam_size, src.device
-    batch = src.size(0)
-    state = model.encode(src, src_lengths)
-    state = state.select(torch.arange(batch, device=device).repeat_interleave(k))
-    limits = max_lengths(src_lengths, config).to(device)
-    active = torch.arange(batch, device=device)  # original index of each active sentence
+    k, batch, device = config.beam_size, src.size(0), src.device
+    expand = torch.arange(batch, device=device).repeat_interleave(k)
     scores = torch.full((batch, k), NEG_INF, device=device)
     scores[:, 0] = 0.0  # all beams start identical: only the first may expand
-    seqs = torch.full((batch * k, 1), BOS_ID, dtype=torch.long, device=device)
-    attn = torch.zeros(batch * k, 0, src.size(1), device=device)
+    beams = _Beams(
+        index=torch.arange(batch, device=device),
+        scores=scores,
+        tokens=torch.empty(batch * k, 0, dtype=torch.long, device=device),
+        attn=torch.zeros(batch * k, 0, src.size(1), device=device),
+        lengths=src_lengths,
+        limits=max_lengths(src_lengths, config),
+        minimums=min_lengths(src_lengths, config),
+        state=model.encode(src, src_lengths).select(expand),
+    )
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
-    step = 0
-    while active.numel() > 0:
-        n = active.numel()
-        out = model.decode_step(seqs[:, -1], state)
-        log_probs = force_eos(out.log_probs, (limits <= step).repeat_interleave(k))
-        vocab = log_probs.size(-1)
-        step += 1  # hypotheses now hold `step` tokens, EOS included
-        candidates = (scores.view(-1, 1) + log_probs).view(n, k * vocab)
-        top_scores, top_ids = candidates.topk(min(2 * k, k * vocab), dim=1)
-        origin, top_tokens = top_ids // vocab, top_ids % vocab
-        rows = (torch.arange(n, device=device) * k).unsqueeze(1) + origin  # (n, 2K) parent row
-        step_attn = torch.cat((attn.index_select(0, rows.view(-1)), out.attention.index_select(0, rows.view(-1)).unsqueeze(1)), dim=1)
-        _finish(finished, active, top_scores[:, :k], top_tokens[:, :k], seqs.index_select(0, rows[:, :k].reshape(-1)), step_attn.view(n, -1, step, src.size(1))[:, :k], alpha=config.length_penalty, step=step)
-        keep = select_alive(top_tokens, k)
-        scores = top_scores.gather(1, keep)
-        parents = rows.gather(1, keep).view(-1)
-        seqs = torch.cat((seqs.index_select(0, parents), top_tokens.gather(1, keep).view(-1, 1)), dim=1)
-        attn = step_attn.view(n, -1, step, src.size(1)).gather(1, keep.view(n, k, 1, 1).expand(n, k, step, src.size(1))).view(n * k, step, -1)
-        state = out.state.reorder(parents)
-        done = _sentences_done(finished, active, scores, limits, config)
+    while beams.index.numel() > 0:
+        beams = _beam_step(model, beams, finished, config)
+        done = _sentences_done(finished, beams, config)
         if bool(done.any()):
-            still = (~done).nonzero().view(-1)
-            beam_rows = (still.unsqueeze(1) * k + torch.arange(k, device=device)).view(-1)
-            active, scores, limits = active[still], scores[still], limits[still]
-            seqs, attn = seqs.index_select(0, beam_rows), attn.index_select(0, beam_rows)
-            state = state.select(beam_rows)
+            beams = beams.keep((~done).nonzero().view(-1), k)
     return [sorted(hyps, key=lambda h: h.score, reverse=True)[: config.n_best] for hyps in finished]
 
 
-def _finish(finished, active, top_scores, top_tokens, parent_seqs, top_attn, *, alpha: float, step: int) -> None:
+def _beam_step(model: Searchable, beams: _Beams, finished: list[list[Hypothesis]], config: DecodeConfig) -> _Beams:
+    """Expand every beam by one token; record candidates that end in EOS; keep the K best others."""
+    n, k = beams.index.numel(), config.beam_size
+    prev = beams.tokens[:, -1] if beams.tokens.size(1) else torch.full((n * k,), BOS_ID, device=beams.scores.device)
+    out = model.decode_step(prev, beams.state)
+    log_probs = constrain(
+        out.log_probs, tokens=beams.tokens, limits=beams.limits.repeat_interleave(k),
+        minimums=beams.minimums.repeat_interleave(k), config=config,
+    )
+    vocab = log_probs.size(-1)
+    candidates = (beams.scores.view(-1, 1) + log_probs).view(n, k * vocab)
+    top_scores, top_ids = candidates.topk(min(2 * k, k * vocab), dim=1)
+    parents = (torch.arange(n, device=top_ids.device) * k).unsqueeze(1) + top_ids // vocab  # (n, 2K) parent row
+    top_tokens = top_ids % vocab
+    _finish(finished, beams, out.attention, top_scores[:, :k], top_tokens[:, :k], parents[:, :k], config)
+    keep = select_alive(top_tokens, k)
+    rows = parents.gather(1, keep).view(-1)
+    return replace(
+        beams,
+        scores=top_scores.gather(1, keep),
+        tokens=torch.cat((beams.tokens[rows], top_tokens.gather(1, keep).view(-1, 1)), dim=1),
+        attn=torch.cat((beams.attn[rows], out.attention[rows].float().unsqueeze(1)), dim=1),
+        state=out.state.reorder(rows),
+    )
+
+
+def _finish(finished, beams: _Beams, step_attention, top_scores, top_tokens, parents, config: DecodeConfig) -> None:
     """Record every top-K candidate that ends in EOS as a finished hypothesis.
 
-    top_scores, top_tokens: (n, K); parent_seqs: (n*K, step) BOS + tokens;
-    top_attn: (n, K, step, S).
+    top_scores, top_tokens, parents: (n, K); step_attention: (n*K, S) this step's weights.
     """
     ended = ((top_tokens == EOS_ID) & torch.isfinite(top_scores)).nonzero().tolist()
-    if not ended:
-        return
-    penalty = float(length_penalty(step, alpha))
-    k = top_tokens.size(1)
     for i, j in ended:
-        log_prob = float(top_scores[i, j])
-        finished[int(active[i])].append(
-            Hypothesis(
-                tokens=parent_seqs[i * k + j, 1:].tolist(),
-                score=log_prob / penalty,
-                log_prob=log_prob,
-                attention=top_attn[i, j].float().cpu(),
-            )
-        )
+        row = int(parents[i, j])
+        attention = torch.cat((beams.attn[row], step_attention[row].float().unsqueeze(0)), dim=0)
+        hyp = _hypothesis(beams.tokens[row], float(top_scores[i, j]), attention, int(beams.lengths[i]), config)
+        finished[int(beams.index[i])].append(hyp)
 
 
-def _sentences_done(finished, active, scores, limits, config: DecodeConfig) -> torch.Tensor:
+def _sentences_done(finished: list[list[Hypothesis]], beams: _Beams, config: DecodeConfig) -> torch.Tensor:
     """(n,) True where a sentence's n-best can no longer change."""
-    bound = best_possible(scores, limits, config.length_penalty).tolist()
+    bound = best_possible(beams.scores, beams.limits, config.length_penalty).tolist()
     done = []
-    for i, sentence in enumerate(active.tolist()):
+    for i, sentence in enumerate(beams.index.tolist()):
         hyps = finished[sentence]
         if bound[i] == NEG_INF:
             done.append(True)
@@ -209,11 +350,22 @@ def _sentences_done(finished, active, scores, limits, config: DecodeConfig) -> t
         else:
             nth = sorted((h.score for h in hyps), reverse=True)[config.n_best - 1]
             done.append(nth >= bound[i])
-    return torch.tensor(done, device=scores.device)
+    return torch.tensor(done, device=beams.scores.device)
 
 
-def search(model: Searchable, src: torch.Tensor, src_lengths: torch.Tensor, config: DecodeConfig) -> list[list[Hypothesis]]:
-    """Greedy for beam size 1, beam search otherwise."""
+def search(
+    model: Searchable,
+    src: torch.Tensor,
+    src_lengths: torch.Tensor,
+    config: DecodeConfig,
+    *,
+    generator: torch.Generator | None = None,
+) -> list[list[Hypothesis]]:
+    """Sampling when asked for; greedy for beam size 1; beam search otherwise."""
+    if config.strategy == "sample":
+        if generator is None:
+            generator = torch.Generator(device=src.device).manual_seed(0)
+        return sample_search(model, src, src_lengths, config, generator=generator)
     if config.beam_size == 1:
         return greedy_search(model, src, src_lengths, config)
     return beam_search(model, src, src_lengths, config)

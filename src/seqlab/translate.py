@@ -25,12 +25,24 @@ class Translation:
     truncated: bool  # the source was longer than the model may read and was cut
 
 
-def _batches(lengths: list[int], batch_size: int) -> Iterator[list[int]]:
-    # Longest first: the slowest batch runs while memory is freshest, and
-    # similar lengths share a batch so little work goes to padding.
+def batches(lengths: list[int], config: DecodeConfig) -> Iterator[list[int]]:
+    """Indices grouped for search: at most ``batch_size`` sentences, and at most ``batch_tokens``
+    padded source pieces x search rows (beam or samples) when that is set, which bounds memory.
+
+    Longest first, so similar lengths share a batch and little work goes to padding.
+    """
+    rows = config.n_best if config.strategy == "sample" else config.beam_size
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    for start in range(0, len(order), batch_size):
-        yield order[start : start + batch_size]
+    batch: list[int] = []
+    for index in order:
+        longest = lengths[batch[0]] if batch else lengths[index]
+        too_many = config.batch_tokens and longest * (len(batch) + 1) * rows > config.batch_tokens
+        if batch and (len(batch) == config.batch_size or too_many):
+            yield batch
+            batch = []
+        batch.append(index)
+    if batch:
+        yield batch
 
 
 @torch.inference_mode()
@@ -42,11 +54,13 @@ def translate(
     config: DecodeConfig,
     device: torch.device,
     max_src_len: int = 0,
+    generator: torch.Generator | None = None,
 ) -> list[Translation]:
     """Translate ``lines``; the result has one Translation per line, in input order.
 
     Empty lines give an empty translation without running the model. Sources
-    longer than ``max_src_len`` pieces (when positive) are truncated.
+    longer than ``max_src_len`` pieces (when positive) are truncated. ``generator``
+    drives sampling (``config.strategy: sample``); beam and greedy search ignore it.
     """
     encoded = tokenizer.encode_src(lines)
     truncated = [0 < max_src_len < len(ids) for ids in encoded]
@@ -56,11 +70,11 @@ def translate(
         if not ids:
             results[i] = Translation([], [], [""] * config.n_best, truncated=False)
     todo = [i for i, ids in enumerate(encoded) if ids]
-    for batch in _batches([len(encoded[i]) for i in todo], config.batch_size):
+    for batch in batches([len(encoded[i]) for i in todo], config):
         indices = [todo[b] for b in batch]
         src, src_lengths = pad([encoded[i] for i in indices])
         with autocast(device):
-            nbest = search(model, src.to(device), src_lengths.to(device), config)
+            nbest = search(model, src.to(device), src_lengths.to(device), config, generator=generator)
         for i, hyps in zip(indices, nbest):
             texts = tokenizer.decode_tgt([h.tokens for h in hyps])
             results[i] = Translation(tokenizer.src_pieces(encoded[i]), hyps, texts, truncated=truncated[i])

@@ -1,0 +1,77 @@
+"""Decoding speed: batched beam search versus one sentence at a time, and versus greedy.
+
+    python bench/decode.py                                   # the default pipeline's model and test set
+    python bench/decode.py --model M.pt --src test.de.gz --name multi30k
+
+Writes bench/results/decode-<name>.json and .md: sentences per second for
+greedy (batched), beam 5 batched, and beam 5 one sentence at a time, with the
+torch thread count and the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import click
+import torch
+
+from seqlab.checkpoint import load_checkpoint
+from seqlab.config import DecodeConfig
+from seqlab.data import read_lines
+from seqlab.translate import translate
+
+OUT = Path(__file__).resolve().parent / "results"
+
+
+def timed(lines: list[str], loaded, config: DecodeConfig) -> tuple[float, list[str]]:
+    start = time.perf_counter()
+    results = translate(lines, model=loaded.model, tokenizer=loaded.tokenizer, config=config, device=torch.device("cpu"))
+    return time.perf_counter() - start, [r.texts[0] for r in results]
+
+
+@click.command()
+@click.option("--model", "model_path", default="models/model.pt", show_default=True, type=click.Path(exists=True))
+@click.option("--src", default="data/corpus/test.src", show_default=True, type=click.Path(exists=True))
+@click.option("--name", default="default", show_default=True, help="Label of the results files.")
+@click.option("--beam", default=5, show_default=True)
+@click.option("--batch-size", default=64, show_default=True)
+@click.option("--single-limit", default=200, show_default=True,
+              help="Sentences timed one at a time (the slow mode), extrapolated to per-second.")
+def main(model_path: str, src: str, name: str, beam: int, batch_size: int, single_limit: int) -> None:
+    loaded = load_checkpoint(model_path)
+    lines = read_lines(src)
+    base = DecodeConfig(beam_size=beam, batch_size=batch_size)
+    timed(lines[:64], loaded, base)  # warm-up: first calls allocate and pick kernels
+    greedy_s, _ = timed(lines, loaded, replace(base, beam_size=1))
+    beam_s, beam_out = timed(lines, loaded, base)
+    single = lines[:single_limit]
+    single_s, single_out = timed(single, loaded, replace(base, batch_size=1))
+    same = sum(a == b for a, b in zip(single_out, beam_out[: len(single)]))
+    result = {
+        "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}, torch {torch.__version__}, "
+                   f"{torch.get_num_threads()} threads",
+        "model": model_path,
+        "sentences": len(lines),
+        "greedy_batched_sent_per_s": round(len(lines) / greedy_s, 1),
+        f"beam{beam}_batched_sent_per_s": round(len(lines) / beam_s, 1),
+        f"beam{beam}_batched_seconds": round(beam_s, 2),
+        f"beam{beam}_one_at_a_time_sent_per_s": round(len(single) / single_s, 1),
+        "batched_speedup_over_one_at_a_time": round((len(lines) / beam_s) / (len(single) / single_s), 2),
+        "one_at_a_time_outputs_identical_to_batched": f"{same}/{len(single)}",
+    }
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"decode-{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    rows = "\n".join(f"| {k} | {v} |" for k, v in result.items())
+    (OUT / f"decode-{name}.md").write_text(
+        f"# Decoding speed, {name} (`python bench/decode.py`)\n\n| measure | value |\n|---|---|\n{rows}\n"
+    )
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
