@@ -23,6 +23,7 @@ TINY = {
     "model": {"embed_dim": 16, "hidden_dim": 16, "attention_dim": 16, "dropout": 0.0},
     "train": {"epochs": 2, "batch_tokens": 600, "threads": 1},
     "decode": {"beam_size": 3, "batch_size": 16},
+    "evaluate": {"bootstrap_resamples": 50, "attention_heatmaps": 2},
 }
 
 

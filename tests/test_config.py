@@ -16,7 +16,6 @@ from seqlab.config import (
     EvaluateConfig,
     ModelConfig,
     PrepareConfig,
-    TokenizerConfig,
     TrainConfig,
     as_dict,
     load_config,
@@ -81,7 +80,7 @@ def test_config_is_frozen(tmp_path: Path) -> None:
 def test_as_dict_round_trips_through_load(tmp_path: Path) -> None:
     config = load_config(REPO_PARAMS)
     plain = as_dict(config)
-    assert plain["evaluate"]["rouge_types"] == ["rouge1", "rouge2", "rougeL"]
+    assert plain["evaluate"]["rouge_types"] == ["rouge1", "rouge2", "rougeL", "rougeLsum"]
     assert load_text(tmp_path, yaml.safe_dump(plain)) == config
 
 
