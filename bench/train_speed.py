@@ -4,7 +4,7 @@
     python bench/train_speed.py --hidden 256 --embed 128 --vocab 150 --name numbers
 
 Times forward + backward + Adam steps on random batches shaped like Multi30k
-(64 sentences, source ~13 and target ~14 pieces), in fp32 and with bf16
+(64 sentences, source ~13 and target ~14 pieces, bucketed by length), in fp32 and with bf16
 autocast on the CPU, and times a large torch.matmul in both precisions in the
 same run. FLOPs per target token are counted analytically from the
 architecture (3 x forward multiply-adds x 2). Writes bench/results/train_speed-<name>.{json,md}.
@@ -90,15 +90,16 @@ def main(embed: int, hidden: int, vocab: int, batch_size: int, src_len: int, tgt
     config = ModelConfig(embed_dim=embed, hidden_dim=hidden, attention_dim=hidden, dropout=0.1)
     model = build_model(config, src_vocab=vocab, tgt_vocab=vocab).train()
     g = torch.Generator().manual_seed(0)
-
-    def lengths(mean: int) -> list[int]:
-        return [max(2, int(x)) for x in torch.normal(float(mean), mean / 3, (batch_size,), generator=g)]
-
-    batches = [
-        make_batch([torch.randint(4, vocab, (n,), generator=g).numpy() for n in lengths(src_len)],
-                   [torch.randint(4, vocab, (n,), generator=g).numpy() for n in lengths(tgt_len)])
-        for _ in range(8)
-    ]
+    # Sentence pairs with Multi30k-like lengths, bucketed by length into batches of
+    # `batch` sentences as training's token batching does, so padding stays small.
+    count = 8 * batch_size
+    tgt_lens = torch.normal(float(tgt_len), tgt_len / 3, (count,), generator=g).clamp(min=2).long()
+    src_lens = (tgt_lens.float() * src_len / tgt_len + torch.randn(count, generator=g)).clamp(min=2).long()
+    order = torch.argsort(tgt_lens * 1000 + src_lens).tolist()
+    pairs = [(torch.randint(4, vocab, (int(src_lens[i]),), generator=g).numpy(),
+              torch.randint(4, vocab, (int(tgt_lens[i]),), generator=g).numpy()) for i in order]
+    batches = [make_batch([s for s, _ in chunk], [t for _, t in chunk])
+               for chunk in (pairs[i : i + batch_size] for i in range(0, count, batch_size))]
     peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
     fp32 = throughput(model, batches, bf16=False, steps=steps)
     bf16 = throughput(model, batches, bf16=True, steps=steps)

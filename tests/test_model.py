@@ -213,7 +213,7 @@ def test_coverage_accumulates_attention_and_its_loss_is_nonnegative() -> None:
     loss = model(src, lengths, tgt_in).coverage_loss
     assert float(loss.detach()) > 0.0
     # the first step has no coverage yet, so one-step targets cost nothing
-    assert float(model(src, lengths, tgt_in[:, :1]).coverage_loss) == 0.0
+    assert float(model(src, lengths, tgt_in[:, :1]).coverage_loss.detach()) == 0.0
 
 
 @pytest.mark.parametrize(
