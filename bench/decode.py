@@ -10,12 +10,10 @@ torch thread count and the machine.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import click
 import torch
@@ -25,7 +23,8 @@ from seqlab.config import DecodeConfig
 from seqlab.data import read_lines
 from seqlab.translate import translate
 
-OUT = Path(__file__).resolve().parent / "results"
+from report import write_results
+
 
 
 def timed(lines: list[str], loaded, config: DecodeConfig) -> tuple[float, list[str]]:
@@ -64,13 +63,7 @@ def main(model_path: str, src: str, name: str, beam: int, batch_size: int, singl
         "batched_speedup_over_one_at_a_time": round((len(lines) / beam_s) / (len(single) / single_s), 2),
         "one_at_a_time_outputs_identical_to_batched": f"{same}/{len(single)}",
     }
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"decode-{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    rows = "\n".join(f"| {k} | {v} |" for k, v in result.items())
-    (OUT / f"decode-{name}.md").write_text(
-        f"# Decoding speed, {name} (`python bench/decode.py`)\n\n| measure | value |\n|---|---|\n{rows}\n"
-    )
-    print(json.dumps(result, indent=2))
+    write_results(f"decode-{name}", f"Decoding speed, {name} (`python bench/decode.py`)", result)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from report import write_results
+
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "bench" / "results"
 
 
 def run(args: list[str], cwd: Path, env: dict[str, str], stdin: str | None = None) -> tuple[float, str]:
@@ -52,11 +53,7 @@ def main() -> None:
         "peak_rss_mb_largest_stage": round(peak_mb),
         "twenty_one": twenty_one.strip(),
     }
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "pipeline.json").write_text(json.dumps(result, indent=2) + "\n")
-    rows = "\n".join(f"| {k} | {v} |" for k, v in result.items())
-    (OUT / "pipeline.md").write_text(f"# Default pipeline (`python bench/pipeline.py`)\n\n| measure | value |\n|---|---|\n{rows}\n")
-    print(json.dumps(result, indent=2))
+    write_results("pipeline", "Default pipeline (`python bench/pipeline.py`)", result)
     print(log[-600:], file=sys.stderr)
 
 

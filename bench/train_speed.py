@@ -13,11 +13,9 @@ architecture (3 x forward multiply-adds x 2). Writes bench/results/train_speed-<
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import platform
 import time
-from pathlib import Path
 
 import click
 import torch
@@ -27,7 +25,8 @@ from seqlab.config import ModelConfig
 from seqlab.model import build_model, count_parameters
 from seqlab.loss import batch_loss
 
-OUT = Path(__file__).resolve().parent / "results"
+from report import write_results
+
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
@@ -118,13 +117,7 @@ def main(embed: int, hidden: int, vocab: int, batch_size: int, src_len: int, tgt
         "fraction_of_fp32_peak": round(fp32 * flops / 1e9 / peak32, 3),
         "fraction_of_bf16_peak": round(bf16 * flops / 1e9 / peak16, 3),
     }
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"train_speed-{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    rows = "\n".join(f"| {k} | {v} |" for k, v in result.items())
-    (OUT / f"train_speed-{name}.md").write_text(
-        f"# Training throughput, {name} (`python bench/train_speed.py`)\n\n| measure | value |\n|---|---|\n{rows}\n"
-    )
-    print(json.dumps(result, indent=2))
+    write_results(f"train_speed-{name}", f"Training throughput, {name} (`python bench/train_speed.py`)", result)
 
 
 if __name__ == "__main__":
