@@ -113,6 +113,19 @@ def test_push_clone_pull_is_clean(repo: Repo, tmp_path: Path) -> None:
     assert "Running stage" not in out
 
 
+def test_clone_without_cache_reproduces_every_stage(repo: Repo, tmp_path: Path) -> None:
+    """A new user clones a repo whose dvc.lock is committed but has no remote: repro rebuilds it all."""
+    clone = tmp_path / "fresh"
+    repo.git("clone", "-q", str(repo.path), str(clone))
+    other = Repo(clone, repo.env)
+    other.dvc("config", "--local", "core.remote", "")  # no remote to pull from: only dvc repro helps
+    out = other.dvc("repro").stdout
+    for stage in ("prepare", "tokenizer", "preprocess", "train", "decode", "evaluate"):
+        assert f"Running stage '{stage}'" in out
+    assert (clone / "reports/metrics.json").read_text() == (repo.path / "reports/metrics.json").read_text()
+    assert "up to date" in other.dvc("status").stdout
+
+
 def test_exp_run_decode_param_does_not_retrain(repo: Repo) -> None:
     out = repo.dvc("exp", "run", "-S", "decode.beam_size=2").stdout
     assert "Running stage 'decode'" in out
