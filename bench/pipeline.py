@@ -1,10 +1,14 @@
-"""Benchmark the default pipeline as a new user meets it.
+"""Benchmark a whole pipeline run as a new user meets it.
 
-Clones this repository's HEAD into a temporary folder, runs `dvc repro` on the
-default data, then `dvc repro` again (the no-op), and translates "twenty-one".
-Writes bench/results/pipeline.json and bench/results/pipeline.md.
+Clones this repository's HEAD next to it (so `../shared/data` resolves as it
+does for the project), optionally replaces params.yaml with a file from
+configs/ and applies `-S key=value` overrides, runs `dvc repro`, then `dvc
+repro` again (the no-op), and reads the scores, the training record and the
+model size. Writes bench/results/<name>.json and .md.
 
-    python bench/pipeline.py
+    python bench/pipeline.py                                    # default data; translates "twenty-one"
+    python bench/pipeline.py --config configs/multi30k.yaml --name multi30k \\
+        -S model.hidden_dim=512 -S model.attention_dim=512      # the issue-3 RNN on Multi30k de->en
 """
 
 from __future__ import annotations
@@ -13,11 +17,15 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import click
+import yaml
 
 from report import write_results
 
@@ -26,35 +34,66 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run(args: list[str], cwd: Path, env: dict[str, str], stdin: str | None = None) -> tuple[float, str]:
     start = time.perf_counter()
-    proc = subprocess.run(args, cwd=cwd, env=env, input=stdin, capture_output=True, text=True, check=True)
+    proc = subprocess.run(args, cwd=cwd, env=env, input=stdin, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
     return time.perf_counter() - start, proc.stdout
 
 
-def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        clone = Path(tmp) / "seqlab"
+def apply_overrides(params_file: Path, overrides: tuple[str, ...]) -> None:
+    """`section.key=value` pairs (value parsed as YAML) written into params_file."""
+    params = yaml.safe_load(params_file.read_text())
+    for item in overrides:
+        key, _, value = item.partition("=")
+        *parents, leaf = key.split(".")
+        node = params
+        for part in parents:
+            node = node[part]
+        node[leaf] = yaml.safe_load(value)
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@click.command()
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A params file (e.g. configs/multi30k.yaml) to use instead of params.yaml.")
+@click.option("-S", "--set", "overrides", multiple=True, help="section.key=value, applied on top.")
+@click.option("--name", default="pipeline", show_default=True, help="Label of the results files.")
+def main(config_file: str | None, overrides: tuple[str, ...], name: str) -> None:
+    clone = Path(tempfile.mkdtemp(prefix="seqlab-bench-", dir=ROOT.parent))
+    try:
         subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+        if config_file:
+            shutil.copy(Path(config_file).resolve(), clone / "params.yaml")
+        apply_overrides(clone / "params.yaml", overrides)
         env = dict(os.environ, DVC_NO_ANALYTICS="1", PYTHONPATH=str(clone / "src"),
                    PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
-        full, log = run([sys.executable, "-m", "dvc", "repro"], clone, env)
+        full, _ = run([sys.executable, "-m", "dvc", "repro"], clone, env)
         noop, _ = run([sys.executable, "-m", "dvc", "repro"], clone, env)
+        _, info = run(["seqlab", "info", "models/model.pt"], clone, env)
         _, twenty_one = run(["seqlab", "translate", "--model", "models/model.pt"], clone, env, stdin="twenty-one\n")
         metrics = json.loads((clone / "reports/metrics.json").read_text())
         train = json.loads((clone / "reports/train/metrics.json").read_text())
+    finally:
+        shutil.rmtree(clone, ignore_errors=True)
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    parameters = next(line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("parameters:"))
+    best = {k: round(v, 2) for k, v in train.items() if k.startswith("best_") and k != "best_step"}
     result = {
         "machine": f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}, Python {platform.python_version()}",
+        "config": config_file or "params.yaml",
+        "overrides": " ".join(overrides) or "none",
+        "parameters": parameters,
         "repro_seconds": round(full, 1),
         "noop_repro_seconds": round(noop, 2),
-        "bleu": metrics["bleu"],
-        "chrf": metrics["chrf"],
-        "rougeL": metrics["rougeL"],
-        "train_tokens_per_sec_last_epoch": round(train["tokens_per_sec"]),
+        "train_tokens_per_sec_last_validation": round(train["tokens_per_sec"]),
+        "train_steps": train["step"],
+        **{f"valid_{k}": v for k, v in best.items()},
+        **{f"test_{k}": metrics[k] for k in ("bleu", "chrf", "ter", "rouge1", "rouge2", "rougeL") if k in metrics},
         "peak_rss_mb_largest_stage": round(peak_mb),
-        "twenty_one": twenty_one.strip(),
     }
-    write_results("pipeline", "Default pipeline (`python bench/pipeline.py`)", result)
-    print(log[-600:], file=sys.stderr)
+    if not config_file:
+        result["twenty_one"] = twenty_one.strip()
+    write_results(name, f"Pipeline run, {name} (`python bench/pipeline.py`)", result)
 
 
 if __name__ == "__main__":
