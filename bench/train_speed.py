@@ -21,9 +21,10 @@ import click
 import torch
 
 from seqlab.batching import make_batch
-from seqlab.config import ModelConfig
+from seqlab.config import ModelConfig, TrainConfig
 from seqlab.model import build_model, count_parameters
 from seqlab.loss import batch_loss
+from seqlab.training import make_optimizer
 
 from report import write_results
 
@@ -58,7 +59,7 @@ def flops_per_target_token(c: ModelConfig, *, vocab: int, src_per_tgt: float, sr
 
 
 def throughput(model, batches, *, bf16: bool, steps: int) -> float:
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = make_optimizer(model, TrainConfig())  # what training uses, fused Adam included
     ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     tokens, elapsed = 0, 0.0
     for i in range(steps + 2):
@@ -68,6 +69,7 @@ def throughput(model, batches, *, bf16: bool, steps: int) -> float:
             loss = batch_loss(model, batch)
         optimizer.zero_grad(set_to_none=True)
         (loss / batch.n_tokens).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         if i >= 2:  # the first steps allocate and choose kernels
             elapsed += time.perf_counter() - start

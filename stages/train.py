@@ -45,7 +45,8 @@ def main() -> None:
         result = train(train_data, valid_data, valid_text, model_config=config.model, config=config.train,
                        tokenizer=tokenizer, seed=config.seed, device=device, info=info, resume=check.saved, live=live,
                        outputs=Outputs(Path(paths.model), Path(paths.train_state), run_id))
-        live.summary.update({"best_step": result.best_step, f"best_{config.train.valid_metric}": result.best_metric})
+        live.summary.update({"best_step": result.best_step, f"best_{config.train.valid_metric}": result.best_metric,
+                             "train_seconds": round(result.wall_seconds, 1)})
     print(f"train: best valid {config.train.valid_metric} {result.best_metric:.4f} at step {result.best_step} "
           f"of {result.steps}{' (stopped early)' if result.stopped_early else ''} in {result.wall_seconds:.0f}s "
           f"-> {paths.model}")

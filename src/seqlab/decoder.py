@@ -114,7 +114,8 @@ class Decoder(nn.Module):
             else:
                 h = cell(x, state.hidden[layer])
             hiddens.append(h)
-            x = self.dropout(h)
+            if layer + 1 < len(self.cells):  # the top layer's output goes to attention undropped
+                x = self.dropout(h)
         attended = self.attention(h, state.proj_keys, state.memory, state.src_mask, state.coverage)
         feed = torch.tanh(self.combine(torch.cat((h, attended.context), dim=-1)))
         next_state = replace(
