@@ -11,7 +11,7 @@ from seqlab.config import DecodeConfig, ModelConfig, TokenizerConfig
 from seqlab.data import ParallelText
 from seqlab.model import Seq2Seq, build_model
 from seqlab.search import search
-from seqlab.tokenizer import Tokenizer, train_tokenizer
+from seqlab.tokenizer import BOS_ID, EOS_ID, Tokenizer, train_tokenizer
 from seqlab.translate import translate
 
 CPU = torch.device("cpu")
@@ -130,3 +130,37 @@ def test_truncation_flag_when_max_src_len_cuts(model: Seq2Seq, tokenizer: Tokeni
     assert exact[0].truncated is False
     unlimited = translate(lines[:1], model=model, tokenizer=tokenizer, config=CONFIG, device=CPU, max_src_len=0)
     assert unlimited[0].truncated is False and unlimited[0].source_pieces == tokenizer.src_pieces(long_ids)
+
+
+def rescore(model: Seq2Seq, src_ids: list[int], tokens: list[int]) -> float:
+    """log P(tokens + EOS | source) under ``model`` by teacher forcing, in fp32."""
+    src, lengths = pad([src_ids])
+    tgt_in = torch.tensor([[BOS_ID, *tokens]])
+    target = torch.tensor([[*tokens, EOS_ID]])
+    with torch.no_grad():
+        log_probs = model(src, lengths, tgt_in).log_probs
+    return float(log_probs.gather(2, target.unsqueeze(2)).sum())
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"copy": True, "coverage": True}, {"rnn_type": "gru", "attention": "general"}, {"attention": "dot", "bidirectional": False}],
+    ids=["lstm-bahdanau", "copy-coverage", "gru-general", "dot"],
+)
+def test_cpu_bf16_search_scores_its_outputs_as_fp32_does(tokenizer: Tokenizer, options: dict) -> None:
+    """The bf16 search runs for every model kind, leaves the caller's model fp32, and the
+    log-probability it reports for each output is what the fp32 model gives that output, to bf16 precision."""
+    torch.manual_seed(0)
+    config = ModelConfig(embed_dim=12, hidden_dim=12, attention_dim=12, dropout=0.0, **options)
+    model = build_model(config, src_vocab=tokenizer.src_vocab_size, tgt_vocab=tokenizer.tgt_vocab_size).eval()
+    with torch.no_grad():
+        for param in model.parameters():
+            param.mul_(3.0)
+    lines = [line for line in LINES if line]
+    results = translate(lines, model=model, tokenizer=tokenizer, config=DecodeConfig(beam_size=3, cpu_bf16=True),
+                        device=CPU)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    for line, result in zip(lines, results):
+        hyp = result.hypotheses[0]
+        exact = rescore(model, tokenizer.encode_src([line])[0], hyp.tokens)
+        assert hyp.log_prob == pytest.approx(exact, rel=0.03, abs=0.05)

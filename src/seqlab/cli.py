@@ -57,6 +57,7 @@ SEARCH_OPTIONS = [
     ("batch_size", click.IntRange(min=1), "Sentences searched together."),
     ("batch_tokens", click.IntRange(min=0), "At most this many source pieces x beam per batch (0: no limit)."),
     ("device", click.Choice(["auto", "cpu", "cuda"]), "Where to run: auto is CUDA when present."),
+    ("cpu_bf16", click.BOOL, "On CPU, search with a bf16 copy of the model (faster; outputs may differ slightly)."),
 ]
 
 
@@ -64,6 +65,8 @@ def search_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """One option per DecodeConfig field, so `seqlab translate` and `params.yaml:decode` never drift."""
     for name, kind, help_text in reversed(SEARCH_OPTIONS):
         flag = "--" + name.replace("_", "-")
+        if kind is click.BOOL:
+            flag = f"{flag}/--no-{flag[2:]}"
         command = click.option(flag, name, type=kind, default=getattr(DEFAULTS, name), show_default=True,
                                help=help_text)(command)
     return command

@@ -308,6 +308,7 @@ class DecodeConfig:
     batch_size: int = 64  # sentences per search batch ...
     batch_tokens: int = 0  # ... and at most this many source pieces x beam per batch; 0 is no limit
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    cpu_bf16: bool = False  # on CPU, search with a bf16 copy of the model (CUDA always uses bf16 autocast)
 
     def __post_init__(self) -> None:
         for name in ("beam_size", "batch_size", "max_length"):

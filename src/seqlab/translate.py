@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -45,6 +46,16 @@ def batches(lengths: list[int], config: DecodeConfig) -> Iterator[list[int]]:
         yield batch
 
 
+def bf16_copy(model: Seq2Seq) -> Seq2Seq:
+    """The model with bf16 weights, for CPU search.
+
+    Casting once beats autocast's per-call weight casts: the output layer's
+    matmul over beams x vocabulary runs about 3x faster than in fp32. Scores
+    differ from fp32 in the third digit, so outputs can change slightly.
+    """
+    return copy.deepcopy(model).to(torch.bfloat16)
+
+
 @torch.inference_mode()
 def translate(
     lines: list[str],
@@ -70,10 +81,12 @@ def translate(
         if not ids:
             results[i] = Translation([], [], [""] * config.n_best, truncated=False)
     todo = [i for i, ids in enumerate(encoded) if ids]
+    if config.cpu_bf16 and device.type == "cpu" and todo:
+        model = bf16_copy(model)
     for batch in batches([len(encoded[i]) for i in todo], config):
         indices = [todo[b] for b in batch]
         src, src_lengths = pad([encoded[i] for i in indices])
-        with autocast(device):
+        with autocast(device, cpu_bf16=config.cpu_bf16):
             nbest = search(model, src.to(device), src_lengths.to(device), config, generator=generator)
         for i, hyps in zip(indices, nbest):
             texts = tokenizer.decode_tgt([h.tokens for h in hyps])
