@@ -1,11 +1,12 @@
 """Decoding speed: batched beam search versus one sentence at a time, and versus greedy.
 
     python bench/decode.py                                   # the default pipeline's model and test set
-    python bench/decode.py --model M.pt --src test.de.gz --name multi30k
+    python bench/decode.py --model M.pt --src test.de.gz --ref test.en.gz --name multi30k
 
 Writes bench/results/decode-<name>.json and .md: sentences per second for
-greedy (batched), beam 5 batched, and beam 5 one sentence at a time, with the
-torch thread count and the machine.
+greedy (batched), beam 5 batched (fp32 and with decode.cpu_bf16), and beam 5
+one sentence at a time, with the torch thread count and the machine. With
+--ref, the sacreBLEU of each batched run too, so a speed-up that costs BLEU shows.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from dataclasses import replace
 
 import click
+import sacrebleu
 import torch
 
 from seqlab.checkpoint import load_checkpoint
@@ -36,18 +38,21 @@ def timed(lines: list[str], loaded, config: DecodeConfig) -> tuple[float, list[s
 @click.command()
 @click.option("--model", "model_path", default="models/model.pt", show_default=True, type=click.Path(exists=True))
 @click.option("--src", default="data/corpus/test.src", show_default=True, type=click.Path(exists=True))
+@click.option("--ref", default=None, type=click.Path(exists=True), help="References: report BLEU of each run.")
 @click.option("--name", default="default", show_default=True, help="Label of the results files.")
 @click.option("--beam", default=5, show_default=True)
 @click.option("--batch-size", default=64, show_default=True)
 @click.option("--single-limit", default=200, show_default=True,
               help="Sentences timed one at a time (the slow mode), extrapolated to per-second.")
-def main(model_path: str, src: str, name: str, beam: int, batch_size: int, single_limit: int) -> None:
+def main(model_path: str, src: str, ref: str | None, name: str, beam: int, batch_size: int, single_limit: int) -> None:
     loaded = load_checkpoint(model_path)
     lines = read_lines(src)
     base = DecodeConfig(beam_size=beam, batch_size=batch_size)
     timed(lines[:64], loaded, base)  # warm-up: first calls allocate and pick kernels
-    greedy_s, _ = timed(lines, loaded, replace(base, beam_size=1))
+    greedy_s, greedy_out = timed(lines, loaded, replace(base, beam_size=1))
     beam_s, beam_out = timed(lines, loaded, base)
+    timed(lines[:64], loaded, replace(base, cpu_bf16=True))
+    bf16_s, bf16_out = timed(lines, loaded, replace(base, cpu_bf16=True))
     single = lines[:single_limit]
     single_s, single_out = timed(single, loaded, replace(base, batch_size=1))
     same = sum(a == b for a, b in zip(single_out, beam_out[: len(single)]))
@@ -62,7 +67,14 @@ def main(model_path: str, src: str, name: str, beam: int, batch_size: int, singl
         f"beam{beam}_one_at_a_time_sent_per_s": round(len(single) / single_s, 1),
         "batched_speedup_over_one_at_a_time": round((len(lines) / beam_s) / (len(single) / single_s), 2),
         "one_at_a_time_outputs_identical_to_batched": f"{same}/{len(single)}",
+        f"beam{beam}_batched_cpu_bf16_seconds": round(bf16_s, 2),
+        f"beam{beam}_batched_cpu_bf16_sent_per_s": round(len(lines) / bf16_s, 1),
+        "cpu_bf16_outputs_identical_to_fp32": f"{sum(a == b for a, b in zip(bf16_out, beam_out))}/{len(lines)}",
     }
+    if ref:
+        refs = [read_lines(ref)]
+        for label, out in (("greedy", greedy_out), (f"beam{beam}", beam_out), (f"beam{beam}_cpu_bf16", bf16_out)):
+            result[f"bleu_{label}"] = round(sacrebleu.corpus_bleu(out, refs).score, 2)
     write_results(f"decode-{name}", f"Decoding speed, {name} (`python bench/decode.py`)", result)
 
 
