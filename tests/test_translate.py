@@ -12,7 +12,7 @@ from seqlab.data import ParallelText
 from seqlab.model import Seq2Seq, build_model
 from seqlab.search import search
 from seqlab.tokenizer import BOS_ID, EOS_ID, Tokenizer, train_tokenizer
-from seqlab.translate import translate
+from seqlab.translate import bf16_copy, translate
 
 CPU = torch.device("cpu")
 LINES = [
@@ -164,3 +164,10 @@ def test_cpu_bf16_search_scores_its_outputs_as_fp32_does(tokenizer: Tokenizer, o
         hyp = result.hypotheses[0]
         exact = rescore(model, tokenizer.encode_src([line])[0], hyp.tokens)
         assert hyp.log_prob == pytest.approx(exact, rel=0.03, abs=0.05)
+
+
+def test_bf16_copy_casts_once(model: Seq2Seq) -> None:
+    cast = bf16_copy(model)
+    assert next(cast.parameters()).dtype == torch.bfloat16
+    assert next(model.parameters()).dtype == torch.float32
+    assert bf16_copy(cast) is cast  # already bf16: callers translating in chunks pay the copy once

@@ -130,6 +130,7 @@ def translate(model_path: Path, input_file: Any, output_file: Any, max_src_len: 
 
     from seqlab.checkpoint import load_checkpoint
     from seqlab.runtime import pick_device
+    from seqlab.translate import bf16_copy
     from seqlab.translate import translate as run_translate
 
     try:
@@ -138,12 +139,13 @@ def translate(model_path: Path, input_file: Any, output_file: Any, max_src_len: 
         raise click.UsageError(str(err).replace("decode.", "--").replace("_", "-")) from None
     device = pick_device(config.device)
     loaded = load_checkpoint(model_path, device=device)
+    model = bf16_copy(loaded.model) if config.cpu_bf16 and device.type == "cpu" else loaded.model  # once, not per chunk
     generator = torch.Generator(device=device).manual_seed(seed)
     show = progress if progress is not None else input_file.name != "<stdin>"
     bar = tqdm(unit="line", disable=not show, file=sys.stderr, mininterval=1.0)
     number = 0
     for chunk in chunks(input_file, chunk_size):
-        results = run_translate(chunk, model=loaded.model, tokenizer=loaded.tokenizer, config=config, device=device,
+        results = run_translate(chunk, model=model, tokenizer=loaded.tokenizer, config=config, device=device,
                                 max_src_len=max_src_len, generator=generator)
         for result in results:
             if result.truncated:
