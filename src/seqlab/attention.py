@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from seqlab.steplinear import WeightGradTape, apply_linear
+
 
 @dataclass(frozen=True)
 class AttentionOutput:
@@ -40,6 +42,10 @@ class BahdanauAttention(nn.Module):
         """keys: (N, S, Dk) -> (N, S, A)."""
         return self.key_proj(keys)
 
+    def step_weights(self) -> list[torch.Tensor]:
+        """Weights applied to the query at every step."""
+        return [self.query_proj.weight]
+
     def forward(
         self,
         query: torch.Tensor,
@@ -47,10 +53,13 @@ class BahdanauAttention(nn.Module):
         values: torch.Tensor,
         mask: torch.Tensor,
         coverage: torch.Tensor | None = None,
+        *,
+        tape: WeightGradTape | None = None,
     ) -> AttentionOutput:
         """query: (N, Dq); proj_keys: (N, S, A); values: (N, S, Dv); mask: (N, S) True on tokens;
-        coverage: (N, S) attention summed over earlier steps, when the model uses coverage."""
-        hidden = proj_keys + self.query_proj(query).unsqueeze(1)
+        coverage: (N, S) attention summed over earlier steps, when the model uses coverage;
+        tape: defers the query projection's weight gradient (training)."""
+        hidden = proj_keys + apply_linear(self.query_proj, query, tape).unsqueeze(1)
         if self.coverage_proj is not None:
             hidden = hidden + self.coverage_proj(coverage.unsqueeze(-1).to(hidden.dtype))
         weights = masked_softmax(self.energy(torch.tanh(hidden)).squeeze(-1), mask).to(values.dtype)
@@ -69,6 +78,9 @@ class LuongAttention(nn.Module):
         """keys: (N, S, Dk) -> (N, S, Dq)."""
         return keys if self.key_proj is None else self.key_proj(keys)
 
+    def step_weights(self) -> list[torch.Tensor]:
+        return []
+
     def forward(
         self,
         query: torch.Tensor,
@@ -76,6 +88,8 @@ class LuongAttention(nn.Module):
         values: torch.Tensor,
         mask: torch.Tensor,
         coverage: torch.Tensor | None = None,
+        *,
+        tape: WeightGradTape | None = None,
     ) -> AttentionOutput:
         scores = torch.bmm(proj_keys, query.unsqueeze(-1)).squeeze(-1)
         weights = masked_softmax(scores, mask).to(values.dtype)
@@ -88,6 +102,9 @@ class NoAttention(nn.Module):
     def project_keys(self, keys: torch.Tensor) -> torch.Tensor:
         return keys[:, :, :0]
 
+    def step_weights(self) -> list[torch.Tensor]:
+        return []
+
     def forward(
         self,
         query: torch.Tensor,
@@ -95,6 +112,8 @@ class NoAttention(nn.Module):
         values: torch.Tensor,
         mask: torch.Tensor,
         coverage: torch.Tensor | None = None,
+        *,
+        tape: WeightGradTape | None = None,
     ) -> AttentionOutput:
         weights = torch.zeros(mask.shape, dtype=values.dtype, device=values.device)
         return AttentionOutput(context=values.new_zeros(values.size(0), values.size(2)), weights=weights)

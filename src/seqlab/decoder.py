@@ -8,6 +8,8 @@ import torch
 from torch import nn
 
 from seqlab.attention import build_attention
+from seqlab.dropout import Dropout
+from seqlab.steplinear import WeightGradTape, apply_linear
 
 CELLS = {"lstm": nn.LSTMCell, "gru": nn.GRUCell}
 
@@ -98,26 +100,43 @@ class Decoder(nn.Module):
             attention, query_dim=hidden_dim, key_dim=memory_dim, attention_dim=attention_dim, coverage=coverage
         )
         self.combine = nn.Linear(hidden_dim + memory_dim, hidden_dim, bias=False)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.hidden_dim = hidden_dim
         self.input_feeding = input_feeding
         self.lstm = rnn_type == "lstm"
 
-    def step(self, embedded: torch.Tensor, state: DecoderState) -> StepResult:
+    def teacher_force(self, embedded: torch.Tensor, state: DecoderState) -> list[StepResult]:
+        """Every target position in turn. embedded: (B, T, E) embeddings of BOS + target[:-1].
+
+        With gradients enabled the per-step linear layers go through a
+        :class:`WeightGradTape`, so backward computes each weight's gradient
+        once for the whole sequence instead of once per position.
+        """
+        tape = WeightGradTape(self._step_weights()) if torch.is_grad_enabled() else None
+        if tape is not None:
+            hidden, embedded = tape.anchor(state.hidden, embedded)
+            state = replace(state, hidden=hidden)
+        steps = []
+        for x in embedded.unbind(1):
+            steps.append(self.step(x, state, tape=tape))
+            state = steps[-1].state
+        return steps
+
+    def step(self, embedded: torch.Tensor, state: DecoderState, *, tape: WeightGradTape | None = None) -> StepResult:
         """One target position. embedded: (N, E) previous token's embedding."""
         x = torch.cat((embedded, state.feed), dim=-1) if self.input_feeding else embedded
         hiddens, cells = [], []
         for layer, cell in enumerate(self.cells):
             if self.lstm:
-                h, c = cell(x, (state.hidden[layer], state.cell[layer]))
+                h, c = self._lstm(cell, x, state.hidden[layer], state.cell[layer], tape)
                 cells.append(c)
             else:
-                h = cell(x, state.hidden[layer])
+                h = self._gru(cell, x, state.hidden[layer], tape)
             hiddens.append(h)
             if layer + 1 < len(self.cells):  # the top layer's output goes to attention undropped
                 x = self.dropout(h)
-        attended = self.attention(h, state.proj_keys, state.memory, state.src_mask, state.coverage)
-        feed = torch.tanh(self.combine(torch.cat((h, attended.context), dim=-1)))
+        attended = self.attention(h, state.proj_keys, state.memory, state.src_mask, state.coverage, tape=tape)
+        feed = torch.tanh(apply_linear(self.combine, torch.cat((h, attended.context), dim=-1), tape))
         next_state = replace(
             state,
             hidden=torch.stack(hiddens),
@@ -126,3 +145,32 @@ class Decoder(nn.Module):
             coverage=None if state.coverage is None else state.coverage + attended.weights.to(state.coverage.dtype),
         )
         return StepResult(feed=feed, state=next_state, weights=attended.weights, context=attended.context, hidden=h)
+
+    def _step_weights(self) -> list[torch.Tensor]:
+        """The weights applied once per step, whose gradients a tape can defer."""
+        weights = [w for cell in self.cells for w in (cell.weight_ih, cell.weight_hh)]
+        weights += self.attention.step_weights()
+        return [*weights, self.combine.weight]
+
+    @staticmethod
+    def _lstm(
+        cell: nn.LSTMCell, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, tape: WeightGradTape | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """nn.LSTMCell's arithmetic (gates in its order i, f, g, o), its matmuls through ``tape``."""
+        if tape is None:
+            return cell(x, (h, c))
+        gates = tape.linear(cell.weight_ih, x, cell.bias_ih) + tape.linear(cell.weight_hh, h, cell.bias_hh)
+        i, f, g, o = gates.chunk(4, dim=-1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+
+    @staticmethod
+    def _gru(cell: nn.GRUCell, x: torch.Tensor, h: torch.Tensor, tape: WeightGradTape | None) -> torch.Tensor:
+        """nn.GRUCell's arithmetic (gates in its order r, z, n), its matmuls through ``tape``."""
+        if tape is None:
+            return cell(x, h)
+        x_r, x_z, x_n = tape.linear(cell.weight_ih, x, cell.bias_ih).chunk(3, dim=-1)
+        h_r, h_z, h_n = tape.linear(cell.weight_hh, h, cell.bias_hh).chunk(3, dim=-1)
+        r, z = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
+        n = torch.tanh(x_n + r * h_n)
+        return (1 - z) * n + z * h

@@ -8,6 +8,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from seqlab.dropout import Dropout
+
 RNNS = {"lstm": nn.LSTM, "gru": nn.GRU}
 
 
@@ -42,7 +44,7 @@ class Encoder(nn.Module):
             bidirectional=bidirectional,
             dropout=dropout if layers > 1 else 0.0,
         )
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.directions = 2 if bidirectional else 1
         self.output_dim = self.directions * hidden_dim
 

@@ -13,6 +13,7 @@ from torch import nn
 
 from seqlab.config import ModelConfig
 from seqlab.decoder import Decoder, DecoderState
+from seqlab.dropout import Dropout
 from seqlab.encoder import Encoder
 from seqlab.errors import ConfigError
 from seqlab.tokenizer import PAD_ID
@@ -71,7 +72,7 @@ class Seq2Seq(nn.Module):
             input_feeding=config.input_feeding,
             coverage=config.coverage,
         )
-        self.output_dropout = nn.Dropout(config.dropout)
+        self.output_dropout = Dropout(config.dropout)
         self.output = nn.Linear(config.hidden_dim, tgt_vocab)
         if config.tie_embeddings:
             self.output.weight = self.tgt_embed.weight
@@ -108,9 +109,7 @@ class Seq2Seq(nn.Module):
         state = self.encode(src, src_lengths)
         embedded = self.tgt_embed(tgt_in)
         feeds, weights, contexts, hiddens = [], [], [], []
-        for t in range(tgt_in.size(1)):
-            step = self.decoder.step(embedded[:, t], state)
-            state = step.state
+        for step in self.decoder.teacher_force(embedded, state):
             feeds.append(step.feed)
             weights.append(step.weights)
             if self.copy_gate is not None:
