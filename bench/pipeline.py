@@ -58,7 +58,9 @@ def apply_overrides(params_file: Path, overrides: tuple[str, ...]) -> None:
               help="A params file (e.g. configs/multi30k.yaml) to use instead of params.yaml.")
 @click.option("-S", "--set", "overrides", multiple=True, help="section.key=value, applied on top.")
 @click.option("--name", default="pipeline", show_default=True, help="Label of the results files.")
-def main(config_file: str | None, overrides: tuple[str, ...], name: str) -> None:
+@click.option("--keep-model", type=click.Path(dir_okay=False), default=None,
+              help="Copy the trained models/model.pt here (e.g. for bench/decode.py) before the clone is removed.")
+def main(config_file: str | None, overrides: tuple[str, ...], name: str, keep_model: str | None) -> None:
     clone = Path(tempfile.mkdtemp(prefix="seqlab-bench-", dir=ROOT.parent))
     try:
         subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
@@ -73,6 +75,8 @@ def main(config_file: str | None, overrides: tuple[str, ...], name: str) -> None
         _, twenty_one = run(["seqlab", "translate", "--model", "models/model.pt"], clone, env, stdin="twenty-one\n")
         metrics = json.loads((clone / "reports/metrics.json").read_text())
         train = json.loads((clone / "reports/train/metrics.json").read_text())
+        if keep_model:
+            shutil.copy(clone / "models/model.pt", keep_model)
     finally:
         shutil.rmtree(clone, ignore_errors=True)
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
