@@ -29,6 +29,7 @@ from seqlab.search import (
     greedy_search,
     length_penalty,
     max_lengths,
+    top_candidates,
     search,
     select_alive,
 )
@@ -186,6 +187,22 @@ def test_best_possible_without_and_with_length_penalty() -> None:
     assert bound[2] == NEG_INF
 
 
+def test_top_candidates_rank_extensions_across_beams() -> None:
+    scores = torch.tensor([[-1.0, -2.0]])  # one sentence, two beams
+    log_probs = torch.tensor([[-0.5, -3.0, -0.1], [-0.2, -0.4, -5.0]])  # (n*W, V) scripted
+    top, tokens, parents = top_candidates(scores, log_probs, 4)
+    assert top[0].tolist() == pytest.approx([-1.1, -1.5, -2.2, -2.4])
+    assert tokens.tolist() == [[2, 0, 0, 1]]
+    assert parents.tolist() == [[0, 0, 1, 1]]
+
+
+def test_top_candidates_pad_with_dead_extensions_when_too_few() -> None:
+    top, tokens, parents = top_candidates(torch.zeros(2, 1), torch.log(torch.tensor([[0.75, 0.25], [0.5, 0.5]])), 4)
+    assert torch.isfinite(top[:, :2]).all() and torch.isinf(top[:, 2:]).all()
+    assert parents.tolist() == [[0, 0, 0, 0], [0, 0, 0, 0]]
+    assert tokens[0, :2].tolist() == [0, 1]
+
+
 def test_select_alive_skips_eos_and_keeps_rank_order() -> None:
     top = torch.tensor(
         [
@@ -303,8 +320,9 @@ def test_finished_sentences_leave_the_batch() -> None:
     results = beam_search(model, src, lengths, decode(BASE, beam_size=3))
     assert results[0][0].tokens == []
     assert results[1][0].tokens == [A] * 5
-    assert len(model.calls[0]) == 6  # 2 sentences x 3 beams
-    assert all(len(rows) == 3 for rows in model.calls[1:])  # sentence 0 left after one step
+    assert len(model.calls[0]) == 2  # one row per sentence: all 3 beams would start identical
+    assert len(model.calls[1]) == 3  # sentence 1 widened to 3 beams; sentence 0 left after one step
+    assert all(len(rows) == 3 for rows in model.calls[1:])
 
 
 def brute_force(script: Script, key: int, limit: int, alpha: float) -> list[tuple[list[int], float]]:

@@ -243,11 +243,13 @@ def sample_search(
 
 @dataclass(frozen=True)
 class _Beams:
-    """The unfinished sentences of a beam search: n sentences x K beams.
+    """The unfinished sentences of a beam search: n sentences x W beams.
 
-    index: (n,) original sentence; scores: (n, K) raw log-probabilities;
-    tokens: (n*K, t) emitted so far; attn: (n*K, t, S); lengths, limits,
-    minimums: (n,) source length and output bounds; state: the model's, n*K rows.
+    W is 1 before the first step (every beam would start identical, so only
+    one is computed) and K after it. index: (n,) original sentence; scores:
+    (n, W) raw log-probabilities; tokens: (n*W, t) emitted so far; attn:
+    (n*W, t, S); lengths, limits, minimums: (n,) source length and output
+    bounds; state: the model's, n*W rows.
     """
 
     index: torch.Tensor
@@ -259,9 +261,10 @@ class _Beams:
     minimums: torch.Tensor
     state: Any
 
-    def keep(self, still: torch.Tensor, k: int) -> _Beams:
+    def keep(self, still: torch.Tensor) -> _Beams:
         """Only the sentences ``still`` (m,): finished ones leave the batch."""
-        rows = (still.unsqueeze(1) * k + torch.arange(k, device=still.device)).view(-1)
+        width = self.scores.size(1)
+        rows = (still.unsqueeze(1) * width + torch.arange(width, device=still.device)).view(-1)
         return _Beams(
             self.index[still], self.scores[still], self.tokens[rows], self.attn[rows],
             self.lengths[still], self.limits[still], self.minimums[still], self.state.select(rows),
@@ -275,52 +278,65 @@ def beam_search(model: Searchable, src: torch.Tensor, src_lengths: torch.Tensor,
     bound of :func:`best_possible`, so its result is the same as if the search
     had run to the maximum length with this beam.
     """
-    k, batch, device = config.beam_size, src.size(0), src.device
-    expand = torch.arange(batch, device=device).repeat_interleave(k)
-    scores = torch.full((batch, k), NEG_INF, device=device)
-    scores[:, 0] = 0.0  # all beams start identical: only the first may expand
+    batch, device = src.size(0), src.device
     beams = _Beams(
         index=torch.arange(batch, device=device),
-        scores=scores,
-        tokens=torch.empty(batch * k, 0, dtype=torch.long, device=device),
-        attn=torch.zeros(batch * k, 0, src.size(1), device=device),
+        scores=torch.zeros(batch, 1, device=device),
+        tokens=torch.empty(batch, 0, dtype=torch.long, device=device),
+        attn=torch.zeros(batch, 0, src.size(1), device=device),
         lengths=src_lengths,
         limits=max_lengths(src_lengths, config),
         minimums=min_lengths(src_lengths, config),
-        state=model.encode(src, src_lengths).select(expand),
+        state=model.encode(src, src_lengths),
     )
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
     while beams.index.numel() > 0:
         beams = _beam_step(model, beams, finished, config)
         done = _sentences_done(finished, beams, config)
         if bool(done.any()):
-            beams = beams.keep((~done).nonzero().view(-1), k)
+            beams = beams.keep((~done).nonzero().view(-1))
     return [sorted(hyps, key=lambda h: h.score, reverse=True)[: config.n_best] for hyps in finished]
+
+
+def top_candidates(scores: torch.Tensor, log_probs: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The ``count`` best one-token extensions of each sentence's W beams.
+
+    scores: (n, W) beam log-probabilities; log_probs: (n*W, V) next-token ones.
+    Returns (n, count) scores, tokens and parent beams (0..W-1), best first;
+    when W*V < count the missing places are -inf extensions of beam 0.
+    """
+    n, width = scores.shape
+    vocab = log_probs.size(-1)
+    candidates = (scores.view(-1, 1) + log_probs).view(n, width * vocab)
+    if width * vocab < count:
+        candidates = torch.cat((candidates, candidates.new_full((n, count - width * vocab), NEG_INF)), dim=1)
+    top_scores, top_ids = candidates.topk(count, dim=1)
+    parents = torch.where(top_ids < width * vocab, top_ids // vocab, 0)
+    return top_scores, top_ids % vocab, parents
 
 
 def _beam_step(model: Searchable, beams: _Beams, finished: list[list[Hypothesis]], config: DecodeConfig) -> _Beams:
     """Expand every beam by one token; record candidates that end in EOS; keep the K best others."""
-    n, k = beams.index.numel(), config.beam_size
-    prev = beams.tokens[:, -1] if beams.tokens.size(1) else torch.full((n * k,), BOS_ID, device=beams.scores.device)
+    (n, width), k = beams.scores.shape, config.beam_size
+    prev = beams.tokens[:, -1] if beams.tokens.size(1) else torch.full((n * width,), BOS_ID, device=beams.scores.device)
     out = model.decode_step(prev, beams.state)
     log_probs = constrain(
-        out.log_probs, tokens=beams.tokens, limits=beams.limits.repeat_interleave(k),
-        minimums=beams.minimums.repeat_interleave(k), config=config,
+        out.log_probs, tokens=beams.tokens, limits=beams.limits.repeat_interleave(width),
+        minimums=beams.minimums.repeat_interleave(width), config=config,
     )
-    vocab = log_probs.size(-1)
-    candidates = (beams.scores.view(-1, 1) + log_probs).view(n, k * vocab)
-    top_scores, top_ids = candidates.topk(min(2 * k, k * vocab), dim=1)
-    parents = (torch.arange(n, device=top_ids.device) * k).unsqueeze(1) + top_ids // vocab  # (n, 2K) parent row
-    top_tokens = top_ids % vocab
+    top_scores, top_tokens, parents = top_candidates(beams.scores, log_probs, 2 * k)
+    parents = (torch.arange(n, device=parents.device) * width).unsqueeze(1) + parents  # (n, 2K) parent row
     _finish(finished, beams, out.attention, top_scores[:, :k], top_tokens[:, :k], parents[:, :k], config)
     keep = select_alive(top_tokens, k)
     rows = parents.gather(1, keep).view(-1)
+    # The first step widens one row per sentence to K: every field must follow.
+    state = out.state.reorder(rows) if width == k else out.state.select(rows)
     return replace(
         beams,
         scores=top_scores.gather(1, keep),
         tokens=torch.cat((beams.tokens[rows], top_tokens.gather(1, keep).view(-1, 1)), dim=1),
         attn=torch.cat((beams.attn[rows], out.attention[rows].float().unsqueeze(1)), dim=1),
-        state=out.state.reorder(rows),
+        state=state,
     )
 
 
