@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
-from seqlab.decoder import Decoder, DecoderState
+from seqlab.decoder import Decoder, DecoderState, shared_sources
 
 E, H, M, A, S = 12, 12, 24, 12, 5
 
@@ -89,3 +91,59 @@ def test_reorder_moves_recurrent_fields_only() -> None:
     assert moved.memory is state.memory
     assert moved.proj_keys is state.proj_keys
     assert moved.src_mask is state.src_mask
+
+
+@pytest.mark.parametrize(
+    "owner, sources, width",
+    [
+        ([0, 0, 0, 1, 1, 1], [0, 1], 3),
+        ([2, 2, 5, 5], [2, 5], 2),
+        ([1, 1, 0, 0, 1, 1], [1, 0, 1], 2),  # a source may appear in two runs
+        ([0, 0, 1], [0, 0, 1], 1),  # unequal runs: one copy per row
+        ([0, 1, 2], [0, 1, 2], 1),
+        ([], [], 1),
+    ],
+)
+def test_shared_sources(owner: list[int], sources: list[int], width: int) -> None:
+    got, w = shared_sources(torch.tensor(owner, dtype=torch.long))
+    assert got.tolist() == sources and w == width
+
+
+def replicated(state: DecoderState) -> DecoderState:
+    """The same state with one copy of the encoder-side fields per row."""
+    owner = torch.arange(state.memory.size(0)).repeat_interleave(state.rows_per_source)
+    return replace(
+        state, memory=state.memory[owner], proj_keys=state.proj_keys[owner], src_mask=state.src_mask[owner],
+        src_ids=state.src_ids[owner], rows_per_source=1,
+    )
+
+
+@pytest.mark.parametrize("attention", ["bahdanau", "general", "dot", "none"])
+def test_beams_sharing_encoder_rows_step_as_if_each_had_its_own(attention: str) -> None:
+    torch.manual_seed(0)
+    memory_dim = H if attention == "dot" else M
+    decoder = Decoder(embed_dim=E, hidden_dim=H, memory_dim=memory_dim, attention_dim=A, layers=1, dropout=0.0,
+                      attention=attention, coverage=attention == "bahdanau").eval()
+    g = torch.Generator().manual_seed(1)
+    lengths = [5, 2, 3]
+    mask = torch.arange(S).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
+    memory = torch.randn(3, S, memory_dim, generator=g) * mask.unsqueeze(-1)
+    state = DecoderState(
+        hidden=torch.randn(1, 3, H, generator=g), cell=torch.randn(1, 3, H, generator=g), feed=torch.randn(3, H, generator=g),
+        memory=memory, proj_keys=decoder.attention.project_keys(memory), src_mask=mask,
+        src_ids=torch.randint(4, 20, (3, S), generator=g), coverage=torch.rand(3, S, generator=g) * mask,
+    )
+    beams = state.select(torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2]))  # widen to 3 beams
+    assert beams.rows_per_source == 3 and beams.memory.shape[0] == 3
+    beams = beams.reorder(torch.tensor([2, 0, 1, 3, 3, 4, 8, 7, 6]))
+    kept = beams.select(torch.tensor([0, 1, 2, 6, 7, 8]))  # sentence 1 finished
+    assert kept.rows_per_source == 3 and kept.memory.shape[0] == 2
+    assert torch.equal(kept.row_src_ids(), state.src_ids[[0, 0, 0, 2, 2, 2]])
+    embedded = torch.randn(6, E, generator=g)
+    with torch.no_grad():
+        shared, own = decoder.step(embedded, kept), decoder.step(embedded, replicated(kept))
+    assert torch.allclose(shared.feed, own.feed, atol=1e-6)
+    assert torch.allclose(shared.weights, own.weights, atol=1e-6)
+    assert torch.allclose(shared.context, own.context, atol=1e-6)
+    if attention == "bahdanau":
+        assert torch.allclose(shared.state.coverage, own.state.coverage, atol=1e-6)

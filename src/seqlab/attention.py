@@ -3,6 +3,9 @@
 The caller projects the keys once per source batch with ``project_keys`` and
 passes them to every step; no module keeps state between calls. Padding gets
 exactly zero weight.
+
+Queries come in N = n x W rows for n sources: the W consecutive rows of a
+source (its beams) share one copy of its keys and values.
 """
 
 from __future__ import annotations
@@ -24,8 +27,14 @@ class AttentionOutput:
 
 
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """scores, mask: (N, S). -inf before the softmax gives padding exactly zero, not merely small."""
+    """scores: (..., S); mask: broadcastable to it. -inf before the softmax gives padding exactly zero, not merely small."""
     return torch.softmax(scores.float().masked_fill(~mask, float("-inf")), dim=-1)
+
+
+def _output(weights: torch.Tensor, values: torch.Tensor) -> AttentionOutput:
+    """weights: (n, W, S); values: (n, S, Dv) -> context (N, Dv) and weights (N, S), N = n x W."""
+    context = torch.bmm(weights, values)
+    return AttentionOutput(context=context.view(-1, values.size(-1)), weights=weights.view(-1, weights.size(-1)))
 
 
 class BahdanauAttention(nn.Module):
@@ -56,14 +65,15 @@ class BahdanauAttention(nn.Module):
         *,
         tape: WeightGradTape | None = None,
     ) -> AttentionOutput:
-        """query: (N, Dq); proj_keys: (N, S, A); values: (N, S, Dv); mask: (N, S) True on tokens;
+        """query: (N, Dq); proj_keys: (n, S, A); values: (n, S, Dv); mask: (n, S) True on tokens;
         coverage: (N, S) attention summed over earlier steps, when the model uses coverage;
         tape: defers the query projection's weight gradient (training)."""
-        hidden = proj_keys + apply_linear(self.query_proj, query, tape).unsqueeze(1)
+        n, s, a = proj_keys.shape
+        hidden = proj_keys.unsqueeze(1) + apply_linear(self.query_proj, query, tape).view(n, -1, 1, a)  # (n, W, S, A)
         if self.coverage_proj is not None:
-            hidden = hidden + self.coverage_proj(coverage.unsqueeze(-1).to(hidden.dtype))
-        weights = masked_softmax(self.energy(torch.tanh(hidden)).squeeze(-1), mask).to(values.dtype)
-        return AttentionOutput(context=torch.bmm(weights.unsqueeze(1), values).squeeze(1), weights=weights)
+            hidden = hidden + self.coverage_proj(coverage.view(n, -1, s, 1).to(hidden.dtype))
+        weights = masked_softmax(self.energy(torch.tanh(hidden)).squeeze(-1), mask.unsqueeze(1)).to(values.dtype)
+        return _output(weights, values)
 
 
 class LuongAttention(nn.Module):
@@ -91,9 +101,10 @@ class LuongAttention(nn.Module):
         *,
         tape: WeightGradTape | None = None,
     ) -> AttentionOutput:
-        scores = torch.bmm(proj_keys, query.unsqueeze(-1)).squeeze(-1)
-        weights = masked_softmax(scores, mask).to(values.dtype)
-        return AttentionOutput(context=torch.bmm(weights.unsqueeze(1), values).squeeze(1), weights=weights)
+        """query: (N, Dq); proj_keys: (n, S, Dq); values: (n, S, Dv); mask: (n, S) True on tokens."""
+        scores = torch.bmm(query.view(proj_keys.size(0), -1, query.size(-1)), proj_keys.transpose(1, 2))  # (n, W, S)
+        weights = masked_softmax(scores, mask.unsqueeze(1)).to(values.dtype)
+        return _output(weights, values)
 
 
 class NoAttention(nn.Module):
@@ -115,8 +126,8 @@ class NoAttention(nn.Module):
         *,
         tape: WeightGradTape | None = None,
     ) -> AttentionOutput:
-        weights = torch.zeros(mask.shape, dtype=values.dtype, device=values.device)
-        return AttentionOutput(context=values.new_zeros(values.size(0), values.size(2)), weights=weights)
+        weights = values.new_zeros(query.size(0), mask.size(1))
+        return AttentionOutput(context=values.new_zeros(query.size(0), values.size(2)), weights=weights)
 
 
 def build_attention(

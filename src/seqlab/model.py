@@ -135,7 +135,7 @@ class Seq2Seq(nn.Module):
         else:
             gate_input = torch.cat((step.context, step.hidden, embedded), dim=-1)
             log_probs = self._mix_copy(
-                logits.unsqueeze(1), gate_input.unsqueeze(1), step.weights.unsqueeze(1), state.src_ids
+                logits.unsqueeze(1), gate_input.unsqueeze(1), step.weights.unsqueeze(1), state.row_src_ids()
             ).squeeze(1)
         return StepOutput(log_probs=log_probs, state=step.state, attention=step.weights)
 
