@@ -2,6 +2,7 @@
 
     python bench/decode.py                                   # the default pipeline's model and test set
     python bench/decode.py --model M.pt --src test.de.gz --ref test.en.gz --name multi30k
+    python bench/decode.py ... --params configs/multi30k.yaml -S max_length_ratio=1.5   # a config's decode section
 
 Writes bench/results/decode-<name>.json and .md: sentences per second for
 greedy (batched), beam 5 batched (fp32 and with decode.cpu_bf16), and beam 5
@@ -19,9 +20,10 @@ from dataclasses import replace
 import click
 import sacrebleu
 import torch
+import yaml
 
 from seqlab.checkpoint import load_checkpoint
-from seqlab.config import DecodeConfig
+from seqlab.config import DecodeConfig, load_config
 from seqlab.data import read_lines
 from seqlab.translate import translate
 
@@ -44,10 +46,16 @@ def timed(lines: list[str], loaded, config: DecodeConfig) -> tuple[float, list[s
 @click.option("--batch-size", default=64, show_default=True)
 @click.option("--single-limit", default=200, show_default=True,
               help="Sentences timed one at a time (the slow mode), extrapolated to per-second.")
-def main(model_path: str, src: str, ref: str | None, name: str, beam: int, batch_size: int, single_limit: int) -> None:
+@click.option("--params", "params_file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Take the decode section of this params file (default: DecodeConfig's defaults).")
+@click.option("-S", "--set", "overrides", multiple=True, help="decode key=value on top, e.g. max_length_ratio=1.5.")
+def main(model_path: str, src: str, ref: str | None, name: str, beam: int, batch_size: int, single_limit: int,
+         params_file: str | None, overrides: tuple[str, ...]) -> None:
     loaded = load_checkpoint(model_path)
     lines = read_lines(src)
-    base = DecodeConfig(beam_size=beam, batch_size=batch_size)
+    base = load_config(params_file).decode if params_file else DecodeConfig()
+    settings = {key: yaml.safe_load(value) for key, _, value in (item.partition("=") for item in overrides)}
+    base = replace(base, beam_size=beam, batch_size=batch_size, cpu_bf16=False, device="cpu", **settings)
     timed(lines[:64], loaded, base)  # warm-up: first calls allocate and pick kernels
     greedy_s, greedy_out = timed(lines, loaded, replace(base, beam_size=1))
     beam_s, beam_out = timed(lines, loaded, base)
@@ -60,6 +68,7 @@ def main(model_path: str, src: str, ref: str | None, name: str, beam: int, batch
         "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}, torch {torch.__version__}, "
                    f"{torch.get_num_threads()} threads",
         "model": model_path,
+        "search": f"alpha {base.length_penalty}, max_length_ratio {base.max_length_ratio}, batch {base.batch_size}",
         "sentences": len(lines),
         "greedy_batched_sent_per_s": round(len(lines) / greedy_s, 1),
         f"beam{beam}_batched_sent_per_s": round(len(lines) / beam_s, 1),
