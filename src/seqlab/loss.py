@@ -31,10 +31,56 @@ def smoothed_nll(log_probs: torch.Tensor, target: torch.Tensor, *, smoothing: fl
     return torch.where(real, nll, torch.zeros_like(nll)).sum()
 
 
+def smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor, *, smoothing: float = 0.0) -> torch.Tensor:
+    """``smoothed_nll(log_softmax(logits), target, smoothing=...)`` in fewer passes over (N, V).
+
+    logits: (N, V); target: (N,) ids, PAD_ID positions ignored. Neither the
+    log-softmax nor its gradient is materialised: forward needs only each row's
+    log-sum-exp, target logit and mean logit, and backward writes the gradient
+    softmax - (1 - eps) onehot - eps / V in one tensor. On the output layer of a
+    training step (thousands of rows x the vocabulary) this halves the loss's cost
+    and keeps one (N, V) tensor fewer alive.
+    """
+    return _SmoothedCrossEntropy.apply(_at_least_fp32(logits), target, smoothing)
+
+
+def _at_least_fp32(scores: torch.Tensor) -> torch.Tensor:
+    """bf16 / fp16 scores from autocast are reduced in fp32; fp64 stays (tests)."""
+    return scores.float() if scores.dtype.itemsize < 4 else scores
+
+
+class _SmoothedCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, target: torch.Tensor, smoothing: float) -> torch.Tensor:
+        lse = torch.logsumexp(logits, dim=-1)
+        # -log p_t = lse - z_t and -mean_v log p_v = lse - mean_v z_v
+        nll = lse - (1.0 - smoothing) * logits.gather(1, target.unsqueeze(1)).squeeze(1)
+        if smoothing > 0:
+            nll = nll - smoothing * logits.mean(dim=-1)
+        real = target != PAD_ID
+        ctx.save_for_backward(logits, lse, target, real)
+        ctx.smoothing = smoothing
+        return torch.where(real, nll, torch.zeros_like(nll)).sum()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        logits, lse, target, real = ctx.saved_tensors
+        eps = ctx.smoothing
+        row = (grad * real).to(logits.dtype).unsqueeze(1)  # (N, 1): zero on padding
+        out = torch.sub(logits, lse.unsqueeze(1)).exp_()
+        if eps > 0:
+            out.sub_(eps / logits.size(1))
+        out.mul_(row).scatter_add_(1, target.unsqueeze(1), -(1.0 - eps) * row)
+        return out, None, None
+
+
 def objective(output: ModelOutput, target: torch.Tensor, *, smoothing: float, coverage_weight: float) -> torch.Tensor:
-    """output.log_probs: (B, T, V); target: (B, T). Smoothed NLL plus weighted coverage loss, summed."""
-    log_probs = output.log_probs.float()
-    nll = smoothed_nll(log_probs.reshape(-1, log_probs.size(-1)), target.reshape(-1), smoothing=smoothing)
+    """output.scores: (B, T, V); target: (B, T). Smoothed NLL plus weighted coverage loss, summed."""
+    scores = output.scores.reshape(-1, output.scores.size(-1))
+    if output.normalized:
+        nll = smoothed_nll(_at_least_fp32(scores), target.reshape(-1), smoothing=smoothing)
+    else:
+        nll = smoothed_cross_entropy(scores, target.reshape(-1), smoothing=smoothing)
     if coverage_weight > 0:
         return nll + coverage_weight * output.coverage_loss.float()
     return nll

@@ -34,11 +34,19 @@ class StepOutput:
 
 @dataclass(frozen=True)
 class ModelOutput:
-    """log_probs: (B, T, V) float32 next-token log-probabilities under teacher forcing;
-    coverage_loss: () sum over real target positions of sum_s min(attention, coverage), 0 without coverage."""
+    """Teacher-forced next-token scores (B, T, V): log-probabilities when ``normalized``
+    (copy models mix two distributions), else logits, so the loss can fuse the
+    log-softmax into its own pass; coverage_loss: () sum over real target
+    positions of sum_s min(attention, coverage), 0 without coverage."""
 
-    log_probs: torch.Tensor
+    scores: torch.Tensor
+    normalized: bool
     coverage_loss: torch.Tensor
+
+    @property
+    def log_probs(self) -> torch.Tensor:
+        """(B, T, V) float32 log-probabilities."""
+        return self.scores if self.normalized else torch.log_softmax(self.scores.float(), dim=-1)
 
 
 class Seq2Seq(nn.Module):
@@ -118,12 +126,12 @@ class Seq2Seq(nn.Module):
         attention = torch.stack(weights, dim=1)  # (B, T, S)
         # One big output projection for all steps is far cheaper than T small ones.
         logits = self.output(self.output_dropout(torch.stack(feeds, dim=1)))
+        coverage_loss = self._coverage_loss(attention, tgt_in != PAD_ID)
         if self.copy_gate is None:
-            log_probs = torch.log_softmax(logits.float(), dim=-1)
-        else:
-            gate_input = torch.cat((torch.stack(contexts, dim=1), torch.stack(hiddens, dim=1), embedded), dim=-1)
-            log_probs = self._mix_copy(logits, gate_input, attention, src)
-        return ModelOutput(log_probs=log_probs, coverage_loss=self._coverage_loss(attention, tgt_in != PAD_ID))
+            return ModelOutput(scores=logits, normalized=False, coverage_loss=coverage_loss)
+        gate_input = torch.cat((torch.stack(contexts, dim=1), torch.stack(hiddens, dim=1), embedded), dim=-1)
+        log_probs = self._mix_copy(logits, gate_input, attention, src)
+        return ModelOutput(scores=log_probs, normalized=True, coverage_loss=coverage_loss)
 
     def decode_step(self, prev_tokens: torch.Tensor, state: DecoderState) -> StepOutput:
         """prev_tokens: (N,) last emitted ids. Next-token log-probabilities for each row."""
