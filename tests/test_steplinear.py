@@ -121,3 +121,30 @@ def test_sequence_of_steps_gives_the_summed_weight_gradient() -> None:
     plain, w.grad = w.grad.clone(), None
     run(WeightGradTape([w])).backward()
     assert torch.allclose(w.grad, plain, rtol=0, atol=1e-12)
+
+
+def test_attend_defers_the_values_gradient_to_one_matmul() -> None:
+    torch.manual_seed(0)
+    w = torch.randn(5, 5, dtype=torch.float64, requires_grad=True)
+    encoder_in = torch.randn(2, 4, 5, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(2, 5, dtype=torch.float64)
+
+    def run(taped: bool) -> torch.Tensor:
+        values = torch.tanh(encoder_in)  # (B, S, D): not a leaf, as the encoder's states are not
+        tape = WeightGradTape([w], values=values) if taped else None
+        h = h0 if tape is None else tape.anchor(h0)[0]
+        total = h.new_zeros(())
+        for _ in range(4):
+            scores = torch.bmm(values, h.unsqueeze(2)).squeeze(2)  # (B, S)
+            weights = torch.softmax(scores, dim=-1).unsqueeze(1)  # (B, 1, S)
+            context = torch.bmm(weights, values) if tape is None else tape.attend(weights)
+            h = torch.tanh(context.squeeze(1) @ w.t() if tape is None else tape.linear(w, context.squeeze(1)))
+            total = total + h.square().sum()
+        return total
+
+    run(False).backward()
+    plain = (w.grad.clone(), encoder_in.grad.clone())
+    w.grad = encoder_in.grad = None
+    run(True).backward()
+    assert torch.allclose(w.grad, plain[0], rtol=0, atol=1e-12)
+    assert torch.allclose(encoder_in.grad, plain[1], rtol=0, atol=1e-12)

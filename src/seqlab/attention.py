@@ -31,9 +31,10 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.softmax(scores.float().masked_fill(~mask, float("-inf")), dim=-1)
 
 
-def _output(weights: torch.Tensor, values: torch.Tensor) -> AttentionOutput:
-    """weights: (n, W, S); values: (n, S, Dv) -> context (N, Dv) and weights (N, S), N = n x W."""
-    context = torch.bmm(weights, values)
+def _output(weights: torch.Tensor, values: torch.Tensor, tape: WeightGradTape | None) -> AttentionOutput:
+    """weights: (n, W, S); values: (n, S, Dv) -> context (N, Dv) and weights (N, S), N = n x W.
+    With a tape, ``values`` must be the tape's: their gradient is deferred to it."""
+    context = torch.bmm(weights, values) if tape is None or tape.values is None else tape.attend(weights)
     return AttentionOutput(context=context.view(-1, values.size(-1)), weights=weights.view(-1, weights.size(-1)))
 
 
@@ -73,7 +74,7 @@ class BahdanauAttention(nn.Module):
         if self.coverage_proj is not None:
             hidden = hidden + self.coverage_proj(coverage.view(n, -1, s, 1).to(hidden.dtype))
         weights = masked_softmax(self.energy(torch.tanh(hidden)).squeeze(-1), mask.unsqueeze(1)).to(values.dtype)
-        return _output(weights, values)
+        return _output(weights, values, tape)
 
 
 class LuongAttention(nn.Module):
@@ -104,7 +105,7 @@ class LuongAttention(nn.Module):
         """query: (N, Dq); proj_keys: (n, S, Dq); values: (n, S, Dv); mask: (n, S) True on tokens."""
         scores = torch.bmm(query.view(proj_keys.size(0), -1, query.size(-1)), proj_keys.transpose(1, 2))  # (n, W, S)
         weights = masked_softmax(scores, mask.unsqueeze(1)).to(values.dtype)
-        return _output(weights, values)
+        return _output(weights, values, tape)
 
 
 class NoAttention(nn.Module):

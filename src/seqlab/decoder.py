@@ -136,11 +136,12 @@ class Decoder(nn.Module):
     def teacher_force(self, embedded: torch.Tensor, state: DecoderState) -> list[StepResult]:
         """Every target position in turn. embedded: (B, T, E) embeddings of BOS + target[:-1].
 
-        With gradients enabled the per-step linear layers go through a
-        :class:`WeightGradTape`, so backward computes each weight's gradient
-        once for the whole sequence instead of once per position.
+        With gradients enabled the per-step linear layers and the attention's
+        context product go through a :class:`WeightGradTape`, so backward
+        computes the gradient of each weight and of the encoder states once for
+        the whole sequence instead of once per position.
         """
-        tape = WeightGradTape(self._step_weights()) if torch.is_grad_enabled() else None
+        tape = WeightGradTape(self._step_weights(), values=state.memory) if torch.is_grad_enabled() else None
         if tape is not None:
             hidden, embedded = tape.anchor(state.hidden, embedded)
             state = replace(state, hidden=hidden)

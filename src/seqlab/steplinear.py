@@ -8,6 +8,12 @@ during backward and computes every weight's gradient once, as one (T*N)-row
 matmul, when backward reaches the start of the sequence. Input gradients, and
 so the recurrence's backward, are unchanged.
 
+Attention's per-step context, weights_t @ values, is the same pattern with the
+encoder states as the shared operand: plain autograd writes a (B, S, D) outer
+product per step and adds it into the values' gradient; the tape records the
+step's weights and output gradient and computes the values' gradient once, as
+one batched matmul over all steps.
+
 Usage (see ``Decoder.teacher_force``)::
 
     tape = WeightGradTape([w1, w2])
@@ -24,14 +30,18 @@ from torch import nn
 class WeightGradTape:
     """Records (input, output gradient) pairs of per-step matmuls with ``weights`` for one sequence."""
 
-    def __init__(self, weights: list[torch.Tensor]) -> None:
-        # Under autocast, cast each weight once per sequence rather than once per step.
+    def __init__(self, weights: list[torch.Tensor], *, values: torch.Tensor | None = None) -> None:
+        """values: (B, S, D) encoder states that :meth:`attend` reads every step, or None."""
+        # Under autocast, cast each weight (and the values) once per sequence rather than once per step.
         device = weights[0].device.type
         dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
         self.weights = [w if dtype is None else w.to(dtype) for w in weights]
+        self.values = values if values is None or dtype is None else values.to(dtype)
         self._slot = {id(w): i for i, w in enumerate(weights)}
         self._inputs: list[list[torch.Tensor]] = [[] for _ in weights]
         self._grads: list[list[torch.Tensor]] = [[] for _ in weights]
+        self._attention: list[torch.Tensor] = []
+        self._context_grads: list[torch.Tensor] = []
         self._calls = 0
 
     def linear(self, weight: torch.Tensor, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -40,6 +50,11 @@ class WeightGradTape:
         slot = self._slot[id(weight)]
         out = _TapedMatmul.apply(x, self.weights[slot].detach(), self, slot)
         return out if bias is None else out + bias
+
+    def attend(self, weights: torch.Tensor) -> torch.Tensor:
+        """``weights @ values`` for this step. weights: (B, W, S) -> (B, W, D); W queries per source."""
+        self._calls += 1
+        return _TapedContext.apply(weights, self.values.detach(), self)
 
     def anchor(self, *starts: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``starts`` unchanged, made the node whose backward returns the weights' gradients.
@@ -50,25 +65,41 @@ class WeightGradTape:
         inputs (every step reads them). A tape that finds a step unrecorded
         at that point raises rather than return a partial gradient.
         """
-        return _ReleaseWeightGrads.apply(self, len(starts), *starts, *self.weights)[: len(starts)]
+        shared = [*self.weights, *([] if self.values is None else [self.values])]
+        return _ReleaseWeightGrads.apply(self, len(starts), *starts, *shared)[: len(starts)]
 
     def record(self, slot: int, x: torch.Tensor, grad: torch.Tensor) -> None:
         self._inputs[slot].append(x)
         self._grads[slot].append(grad)
 
+    def record_context(self, weights: torch.Tensor, grad: torch.Tensor) -> None:
+        self._attention.append(weights)
+        self._context_grads.append(grad)
+
     def weight_grads(self) -> list[torch.Tensor | None]:
-        """(out, in) gradient per weight, summed over every recorded step; clears the tape."""
-        recorded = sum(len(g) for g in self._grads)
+        """(out, in) gradient per weight, summed over every recorded step, then the
+        values' (B, S, D) gradient when the tape has values; clears the tape."""
+        recorded = sum(len(g) for g in self._grads) + len(self._context_grads)
         if recorded != self._calls:
             raise RuntimeError(f"weight-gradient tape: {recorded} of {self._calls} steps reached before the anchor")
         grads = [
             torch.cat(g).t().matmul(torch.cat(x)).to(w.dtype) if g else None
             for w, x, g in zip(self.weights, self._inputs, self._grads)
         ]
+        if self.values is not None:
+            grads.append(self._values_grad())
         self._inputs = [[] for _ in self.weights]
         self._grads = [[] for _ in self.weights]
+        self._attention, self._context_grads = [], []
         self._calls = 0
         return grads
+
+    def _values_grad(self) -> torch.Tensor | None:
+        """sum_t weights_t^T @ grad_t: (B, S, T*W) @ (B, T*W, D), one batched matmul."""
+        if not self._attention:
+            return None
+        weights = torch.cat(self._attention, dim=1)
+        return torch.bmm(weights.transpose(1, 2), torch.cat(self._context_grads, dim=1)).to(self.values.dtype)
 
 
 def _compute_dtype(x: torch.Tensor) -> torch.dtype:
@@ -94,6 +125,25 @@ class _TapedMatmul(torch.autograd.Function):
         grad = grad.to(w_c.dtype)
         ctx.tape.record(ctx.slot, x_c, grad)
         return grad.matmul(w_c).to(ctx.x_dtype), None, None, None
+
+
+class _TapedContext(torch.autograd.Function):
+    """weights @ values whose backward gives the weights their gradient now and leaves the values' to the tape."""
+
+    @staticmethod
+    def forward(ctx, weights: torch.Tensor, values: torch.Tensor, tape: WeightGradTape) -> torch.Tensor:
+        weights_c = weights.to(values.dtype)
+        ctx.save_for_backward(weights_c, values)
+        ctx.tape, ctx.weights_dtype = tape, weights.dtype
+        with torch.autocast(values.device.type, enabled=False):
+            return torch.bmm(weights_c, values)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        weights_c, values = ctx.saved_tensors
+        grad = grad.to(values.dtype)
+        ctx.tape.record_context(weights_c, grad)
+        return torch.bmm(grad, values.transpose(1, 2)).to(ctx.weights_dtype), None, None
 
 
 class _ReleaseWeightGrads(torch.autograd.Function):
