@@ -49,10 +49,15 @@ def _at_least_fp32(scores: torch.Tensor) -> torch.Tensor:
     return scores.float() if scores.dtype.itemsize < 4 else scores
 
 
+_CHUNK_ROWS = 256  # x an 8k vocabulary in fp32: 8 MiB; measured fastest of 32-256 and unchunked
+
+
 class _SmoothedCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits: torch.Tensor, target: torch.Tensor, smoothing: float) -> torch.Tensor:
-        lse = torch.logsumexp(logits, dim=-1)
+        # Row chunks keep logsumexp's (rows, V) temporaries small and reused; a
+        # full-size one is a fresh mapping that page-faults every 4 KiB.
+        lse = torch.cat([torch.logsumexp(chunk, dim=-1) for chunk in logits.split(_CHUNK_ROWS)])
         # -log p_t = lse - z_t and -mean_v log p_v = lse - mean_v z_v
         nll = lse - (1.0 - smoothing) * logits.gather(1, target.unsqueeze(1)).squeeze(1)
         if smoothing > 0:
@@ -67,10 +72,13 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
         logits, lse, target, real = ctx.saved_tensors
         eps = ctx.smoothing
         row = (grad * real).to(logits.dtype).unsqueeze(1)  # (N, 1): zero on padding
-        out = torch.sub(logits, lse.unsqueeze(1)).exp_()
-        if eps > 0:
-            out.sub_(eps / logits.size(1))
-        out.mul_(row).scatter_add_(1, target.unsqueeze(1), -(1.0 - eps) * row)
+        out = torch.empty_like(logits)
+        for z, m, r, o in zip(*(t.split(_CHUNK_ROWS) for t in (logits, lse.unsqueeze(1), row, out))):
+            torch.sub(z, m, out=o).exp_()  # softmax; each chunk is finished while it is in cache
+            if eps > 0:
+                o.sub_(eps / logits.size(1))
+            o.mul_(r)
+        out.scatter_add_(1, target.unsqueeze(1), -(1.0 - eps) * row)
         return out, None, None
 
 
