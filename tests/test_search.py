@@ -201,6 +201,19 @@ def test_top_candidates_pad_with_dead_extensions_when_too_few() -> None:
     assert torch.isfinite(top[:, :2]).all() and torch.isinf(top[:, 2:]).all()
     assert parents.tolist() == [[0, 0, 0, 0], [0, 0, 0, 0]]
     assert tokens[0, :2].tolist() == [0, 1]
+    assert (tokens[:, 2:] == PAD_ID).all()  # never EOS: select_alive counts on one EOS per beam
+
+
+@pytest.mark.parametrize("width", [1, 3])
+def test_top_candidates_equal_ranking_every_extension(width: int) -> None:
+    g = torch.Generator().manual_seed(width)
+    scores = -torch.rand(4, width, generator=g) * 3
+    log_probs = torch.log_softmax(torch.randn(4 * width, 50, generator=g) * 3, dim=-1)
+    top, tokens, parents = top_candidates(scores, log_probs, 6)
+    every = (scores.view(-1, 1) + log_probs).view(4, width * 50)
+    expected = every.topk(6, dim=1)
+    assert torch.equal(top, expected.values)
+    assert torch.equal(parents * 50 + tokens, expected.indices)
 
 
 def test_select_alive_skips_eos_and_keeps_rank_order() -> None:

@@ -73,7 +73,8 @@ class BahdanauAttention(nn.Module):
         hidden = proj_keys.unsqueeze(1) + apply_linear(self.query_proj, query, tape).view(n, -1, 1, a)  # (n, W, S, A)
         if self.coverage_proj is not None:
             hidden = hidden + self.coverage_proj(coverage.view(n, -1, s, 1).to(hidden.dtype))
-        weights = masked_softmax(self.energy(torch.tanh(hidden)).squeeze(-1), mask.unsqueeze(1)).to(values.dtype)
+        # in place: the (n, W, S, A) sum is a fresh temporary, and tanh's backward needs only its output
+        weights = masked_softmax(self.energy(hidden.tanh_()).squeeze(-1), mask.unsqueeze(1)).to(values.dtype)
         return _output(weights, values, tape)
 
 

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import torch
 
 from seqlab.config import DecodeConfig
-from seqlab.tokenizer import BOS_ID, EOS_ID
+from seqlab.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 NEG_INF = float("-inf")
 
@@ -303,16 +303,26 @@ def top_candidates(scores: torch.Tensor, log_probs: torch.Tensor, count: int) ->
 
     scores: (n, W) beam log-probabilities; log_probs: (n*W, V) next-token ones.
     Returns (n, count) scores, tokens and parent beams (0..W-1), best first;
-    when W*V < count the missing places are -inf extensions of beam 0.
+    when W*V < count the missing places are -inf extensions of beam 0 by PAD.
+
+    A sentence's best ``count`` are among the union of each beam's own best
+    ``count``, so the beams are ranked first (one pass over V per row) and the
+    sentence's W x count survivors second, instead of adding the beam scores to,
+    and ranking, all W x V extensions.
     """
     n, width = scores.shape
-    vocab = log_probs.size(-1)
-    candidates = (scores.view(-1, 1) + log_probs).view(n, width * vocab)
-    if width * vocab < count:
-        candidates = torch.cat((candidates, candidates.new_full((n, count - width * vocab), NEG_INF)), dim=1)
+    per_row = min(count, log_probs.size(-1))
+    row_scores, row_tokens = log_probs.topk(per_row, dim=1)  # (n*W, c), best first
+    candidates = (scores.view(-1, 1) + row_scores).view(n, width * per_row)
+    tokens = row_tokens.view(n, width * per_row)
+    if width * per_row < count:
+        dead = count - width * per_row
+        candidates = torch.cat((candidates, candidates.new_full((n, dead), NEG_INF)), dim=1)
+        # PAD, never EOS: select_alive relies on at most one EOS candidate per beam
+        tokens = torch.cat((tokens, tokens.new_full((n, dead), PAD_ID)), dim=1)
     top_scores, top_ids = candidates.topk(count, dim=1)
-    parents = torch.where(top_ids < width * vocab, top_ids // vocab, 0)
-    return top_scores, top_ids % vocab, parents
+    parents = torch.where(top_ids < width * per_row, top_ids // per_row, 0)
+    return top_scores, tokens.gather(1, top_ids), parents
 
 
 def _beam_step(model: Searchable, beams: _Beams, finished: list[list[Hypothesis]], config: DecodeConfig) -> _Beams:
