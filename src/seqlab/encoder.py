@@ -102,7 +102,7 @@ def _chunked(rnn: nn.LSTM | nn.GRU, packed: PackedSequence, *, steps: int) -> tu
         for direction in ("", "_reverse") if rnn.bidirectional else ("",):
             weights = [getattr(rnn, f"{name}_l{layer}{direction}") for name in _WEIGHTS]
             x = data.index_select(0, reverse) if direction else data
-            out, h, c = _forward_in_chunks(rnn, x, sizes, offsets.tolist(), bounds, weights)
+            out, h, c = _forward_in_chunks(rnn, x, weights, sizes=sizes, offsets=offsets.tolist(), bounds=bounds)
             outs.append(out.index_select(0, reverse) if direction else out)  # the order is its own inverse
             finals_h.append(h)
             finals_c.append(c)
@@ -127,8 +127,14 @@ def _reversed_order(batch_sizes: torch.Tensor, offsets: torch.Tensor) -> torch.T
     return offsets[lengths[row] - 1 - time] + row
 
 
-def _forward_in_chunks(rnn, data, sizes, offsets, bounds, weights):
+def _forward_in_chunks(
+    rnn: nn.LSTM | nn.GRU, data: torch.Tensor, weights: list[torch.Tensor], *, sizes: list[int], offsets: list[int], bounds: list[int]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """One layer, forward in time, over chunks [a, b) of steps, carrying the state between them.
+
+    data: (tokens, D_in) packed; sizes: rows per step; offsets: each step's first
+    packed position (and the total); bounds: chunk edges. Returns (tokens, H)
+    outputs and each row's final h and c (B, H) (c None for a GRU).
 
     Rows are sorted longest first, so chunk [a, b) has sizes[a] rows, of which
     the first sizes[b] continue into the next chunk and the others end inside
@@ -141,6 +147,8 @@ def _forward_in_chunks(rnn, data, sizes, offsets, bounds, weights):
         rows, carried = sizes[a], sizes[b] if b < len(sizes) else 0
         start = tuple(part[:, :rows] for part in state)
         x, chunk_sizes = data[offsets[a] : offsets[b]], torch.tensor(sizes[a:b])
+        # the packed-input op behind nn.LSTM / nn.GRU: (input, batch_sizes, hx, params,
+        # has_biases, num_layers, dropout, train, bidirectional)
         if lstm:
             out, *state = torch.lstm(x, chunk_sizes, start, weights, True, 1, 0.0, rnn.training, False)
         else:
