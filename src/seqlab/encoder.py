@@ -94,6 +94,7 @@ def _chunked(rnn: nn.LSTM | nn.GRU, packed: PackedSequence, *, steps: int) -> tu
     bounds = list(range(0, len(sizes), steps)) + [len(sizes)]
     offsets = torch.tensor([0, *sizes]).cumsum(0)
     reverse = _reversed_order(packed.batch_sizes, offsets) if rnn.bidirectional else None
+    starts = offsets.tolist()
     data, finals_h, finals_c = packed.data, [], []
     for layer in range(rnn.num_layers):
         if layer > 0 and rnn.dropout > 0 and rnn.training:
@@ -102,7 +103,7 @@ def _chunked(rnn: nn.LSTM | nn.GRU, packed: PackedSequence, *, steps: int) -> tu
         for direction in ("", "_reverse") if rnn.bidirectional else ("",):
             weights = [getattr(rnn, f"{name}_l{layer}{direction}") for name in _WEIGHTS]
             x = data.index_select(0, reverse) if direction else data
-            out, h, c = _forward_in_chunks(rnn, x, weights, sizes=sizes, offsets=offsets.tolist(), bounds=bounds)
+            out, h, c = _forward_in_chunks(rnn, x, weights, sizes=sizes, offsets=starts, bounds=bounds)
             outs.append(out.index_select(0, reverse) if direction else out)  # the order is its own inverse
             finals_h.append(h)
             finals_c.append(c)
