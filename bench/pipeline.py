@@ -53,6 +53,12 @@ def apply_overrides(params_file: Path, overrides: tuple[str, ...]) -> None:
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def _accelerator() -> str:
+    import torch  # only here: the bench itself runs dvc, not torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none (CPU)"
+
+
 @click.command()
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A params file (e.g. configs/multi30k.yaml) to use instead of params.yaml.")
@@ -67,12 +73,14 @@ def main(config_file: str | None, overrides: tuple[str, ...], name: str, keep_mo
         if config_file:
             shutil.copy(Path(config_file).resolve(), clone / "params.yaml")
         apply_overrides(clone / "params.yaml", overrides)
-        env = dict(os.environ, DVC_NO_ANALYTICS="1", PYTHONPATH=str(clone / "src"),
+        # The clone's src first; whatever PYTHONPATH already holds (dvc installed with --target) stays after it.
+        pythonpath = os.pathsep.join(filter(None, [str(clone / "src"), os.environ.get("PYTHONPATH", "")]))
+        env = dict(os.environ, DVC_NO_ANALYTICS="1", PYTHONPATH=pythonpath,
                    PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
         full, _ = run([sys.executable, "-m", "dvc", "repro"], clone, env)
         noop, _ = run([sys.executable, "-m", "dvc", "repro"], clone, env)
-        _, info = run(["seqlab", "info", "models/model.pt"], clone, env)
-        _, twenty_one = run(["seqlab", "translate", "--model", "models/model.pt"], clone, env, stdin="twenty-one\n")
+        _, info = run([sys.executable, "-m", "seqlab", "info", "models/model.pt"], clone, env)
+        _, twenty_one = run([sys.executable, "-m", "seqlab", "translate", "--model", "models/model.pt"], clone, env, stdin="twenty-one\n")
         metrics = json.loads((clone / "reports/metrics.json").read_text())
         train = json.loads((clone / "reports/train/metrics.json").read_text())
         if keep_model:
@@ -84,6 +92,7 @@ def main(config_file: str | None, overrides: tuple[str, ...], name: str, keep_mo
     best = {k: round(v, 2) for k, v in train.items() if k.startswith("best_") and k != "best_step"}
     result = {
         "machine": f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}, Python {platform.python_version()}",
+        "accelerator": _accelerator(),
         "config": config_file or "params.yaml",
         "overrides": " ".join(overrides) or "none",
         "parameters": parameters,

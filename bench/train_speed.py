@@ -5,8 +5,8 @@
 
 Times forward + backward + Adam steps on random batches shaped like Multi30k
 (64 sentences, source ~13 and target ~14 pieces, bucketed by length), in fp32 and with bf16
-autocast on the CPU, and times a large torch.matmul in both precisions in the
-same run. FLOPs per target token are counted analytically from the
+autocast, on the CPU or (``--device cuda``) the GPU, and times a large
+torch.matmul in both precisions in the same run. FLOPs per target token are counted analytically from the
 architecture (3 x forward multiply-adds x 2). Writes bench/results/train_speed-<name>.{json,md}.
 """
 
@@ -30,17 +30,25 @@ from report import write_results
 
 
 
-def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
-    """GFLOP/s of an n x n matmul in ``dtype`` (best of ``repeats``)."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+def matmul_peak(dtype: torch.dtype, device: torch.device, repeats: int = 10) -> float:
+    """GFLOP/s of an n x n matmul in ``dtype`` (best of ``repeats``); n is 2048 on CPU, 8192 on a GPU."""
+    n = 8192 if device.type == "cuda" else 2048
+    a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
     torch.matmul(a, b)
-    best = min(_time(lambda: torch.matmul(a, b)) for _ in range(repeats))
+    best = min(_time(lambda: torch.matmul(a, b), device) for _ in range(repeats))
     return 2 * n**3 / best / 1e9
 
 
-def _time(fn) -> float:
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _time(fn, device: torch.device) -> float:
+    _sync(device)
     start = time.perf_counter()
     fn()
+    _sync(device)
     return time.perf_counter() - start
 
 
@@ -58,21 +66,24 @@ def flops_per_target_token(c: ModelConfig, *, vocab: int, src_per_tgt: float, sr
     return 2 * macs * 3
 
 
-def throughput(model, batches, *, bf16: bool, steps: int) -> float:
+def throughput(model, batches, *, bf16: bool, steps: int, device: torch.device) -> float:
     optimizer = make_optimizer(model, TrainConfig())  # what training uses, fused Adam included
-    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    ctx = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     tokens, elapsed = 0, 0.0
     for i in range(steps + 2):
         batch = batches[i % len(batches)]
-        start = time.perf_counter()
-        with ctx:
-            loss = batch_loss(model, batch)
-        optimizer.zero_grad(set_to_none=True)
-        (loss / batch.n_tokens).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+
+        def step() -> None:
+            with ctx:
+                loss = batch_loss(model, batch)
+            optimizer.zero_grad(set_to_none=True)
+            (loss / batch.n_tokens).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+
+        seconds = _time(step, device)
         if i >= 2:  # the first steps allocate and choose kernels
-            elapsed += time.perf_counter() - start
+            elapsed += seconds
             tokens += batch.n_tokens
     return tokens / elapsed
 
@@ -86,10 +97,13 @@ def throughput(model, batches, *, bf16: bool, steps: int) -> float:
 @click.option("--tgt-len", default=14, show_default=True)
 @click.option("--steps", default=20, show_default=True)
 @click.option("--name", default="multi30k-shape", show_default=True)
-def main(embed: int, hidden: int, vocab: int, batch_size: int, src_len: int, tgt_len: int, steps: int, name: str) -> None:
+@click.option("--device", "device_name", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+def main(embed: int, hidden: int, vocab: int, batch_size: int, src_len: int, tgt_len: int, steps: int, name: str,
+         device_name: str) -> None:
     torch.manual_seed(0)
+    device = torch.device(device_name)
     config = ModelConfig(embed_dim=embed, hidden_dim=hidden, attention_dim=hidden, dropout=0.1)
-    model = build_model(config, src_vocab=vocab, tgt_vocab=vocab).train()
+    model = build_model(config, src_vocab=vocab, tgt_vocab=vocab).train().to(device)
     g = torch.Generator().manual_seed(0)
     # Sentence pairs with Multi30k-like lengths, bucketed by length into batches of
     # `batch` sentences as training's token batching does, so padding stays small.
@@ -101,13 +115,15 @@ def main(embed: int, hidden: int, vocab: int, batch_size: int, src_len: int, tgt
               torch.randint(4, vocab, (int(tgt_lens[i]),), generator=g).numpy()) for i in order]
     batches = [make_batch([s for s, _ in chunk], [t for _, t in chunk])
                for chunk in (pairs[i : i + batch_size] for i in range(0, count, batch_size))]
-    peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
-    fp32 = throughput(model, batches, bf16=False, steps=steps)
-    bf16 = throughput(model, batches, bf16=True, steps=steps)
+    batches = [batch.to(device) for batch in batches]
+    peak32, peak16 = matmul_peak(torch.float32, device), matmul_peak(torch.bfloat16, device)
+    fp32 = throughput(model, batches, bf16=False, steps=steps, device=device)
+    bf16 = throughput(model, batches, bf16=True, steps=steps, device=device)
     flops = flops_per_target_token(config, vocab=vocab, src_per_tgt=src_len / tgt_len, src_len=src_len)
     result = {
         "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}, torch {torch.__version__}, "
                    f"{torch.get_num_threads()} threads",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "model": f"emb {embed}, hidden {hidden}, BiLSTM, Bahdanau, input feeding, vocab {vocab}",
         "parameters": count_parameters(model),
         "batch_sentences": batch_size,
