@@ -21,6 +21,7 @@ import torch
 
 from seqlab.config import DecodeConfig
 from seqlab.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from seqlab.topk import row_topk
 
 NEG_INF = float("-inf")
 
@@ -312,7 +313,7 @@ def top_candidates(scores: torch.Tensor, log_probs: torch.Tensor, count: int) ->
     """
     n, width = scores.shape
     per_row = min(count, log_probs.size(-1))
-    row_scores, row_tokens = log_probs.topk(per_row, dim=1)  # (n*W, c), best first
+    row_scores, row_tokens = row_topk(log_probs, per_row)  # (n*W, c), best first
     candidates = (scores.view(-1, 1) + row_scores).view(n, width * per_row)
     tokens = row_tokens.view(n, width * per_row)
     if width * per_row < count:

