@@ -76,8 +76,8 @@ def test_decode_step_matches_teacher_forcing() -> None:
     model = tiny_model(decoder_layers=2)
     src, lengths = batch([5, 2])
     tgt_in = torch.tensor([[BOS_ID, 5, 6, 7], [BOS_ID, 8, 9, 4]])
+    log_probs = model(src, lengths, tgt_in).log_probs.detach()  # training's path
     with torch.no_grad():
-        log_probs = model(src, lengths, tgt_in).log_probs
         state = model.encode(src, lengths)
         for t in range(tgt_in.size(1)):
             out = model.decode_step(tgt_in[:, t], state)
@@ -161,16 +161,17 @@ def test_every_variant_steps_like_it_trains(overrides: dict) -> None:
     model = tiny_model(**overrides)
     src, lengths = batch([5, 2])
     tgt_in = torch.tensor([[BOS_ID, 5, 6, 7], [BOS_ID, 8, 9, 4]])
+    out = model(src, lengths, tgt_in)  # with gradients: training's path (tape, plain combine layer)
+    assert torch.allclose(out.log_probs.logsumexp(-1), torch.zeros(2, 4), atol=1e-4)
     with torch.no_grad():
-        out = model(src, lengths, tgt_in)
-        assert torch.allclose(out.log_probs.logsumexp(-1), torch.zeros(2, 4), atol=1e-4)
         state = model.encode(src, lengths)
+        # search's cheaper combine (context half applied to the memory once), except where copying needs the context
+        assert (state.memory_out is None) == bool(overrides.get("copy"))
         for t in range(tgt_in.size(1)):
             step = model.decode_step(tgt_in[:, t], state)
             assert torch.allclose(step.log_probs, out.log_probs[:, t], atol=1e-5)
             assert torch.all(step.attention[1, 2:] == 0)
             state = step.state
-    out = model(src, lengths, tgt_in)
     loss = -out.log_probs[:, :, 4].sum() + out.coverage_loss
     loss.backward()
     assert model.output.weight.grad is not None and torch.isfinite(model.output.weight.grad).all()

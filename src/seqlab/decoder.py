@@ -48,6 +48,12 @@ class DecoderState:
     (n, S, D) encoder states; proj_keys: (n, S, A) attention keys, projected
     once; src_mask: (n, S) True on tokens; src_ids: (n, S) source ids (for
     copying); coverage: (N, S) attention summed so far, or None.
+
+    memory_out: (n, S, H) the memory through the context half of the combine
+    layer (:meth:`Decoder.project_memory`), or None. Search sets it: the
+    combine layer then adds weights @ memory_out, one product per source,
+    instead of multiplying every row's (D,) context by a (D, H) matrix at every
+    step. Training leaves it None (its gradients go through the tape).
     """
 
     hidden: torch.Tensor
@@ -59,6 +65,7 @@ class DecoderState:
     src_ids: torch.Tensor
     coverage: torch.Tensor | None = None
     rows_per_source: int = 1
+    memory_out: torch.Tensor | None = None
 
     def select(self, index: torch.Tensor) -> DecoderState:
         """Rows ``index`` (drop finished sentences, expand to beams); the encoder-side fields follow."""
@@ -73,6 +80,7 @@ class DecoderState:
             src_ids=self.src_ids.index_select(0, sources),
             coverage=_rows(self.coverage, index),
             rows_per_source=width,
+            memory_out=_rows(self.memory_out, sources),
         )
 
     def reorder(self, index: torch.Tensor) -> DecoderState:
@@ -97,12 +105,13 @@ class DecoderState:
 @dataclass(frozen=True)
 class StepResult:
     """feed: (N, H) attentional vector; state: next state; weights: (N, S) attention;
-    context: (N, D) attended encoder states; hidden: (N, H) top-layer RNN output."""
+    context: (N, D) attended encoder states, None when the state has memory_out;
+    hidden: (N, H) top-layer RNN output."""
 
     feed: torch.Tensor
     state: DecoderState
     weights: torch.Tensor
-    context: torch.Tensor
+    context: torch.Tensor | None
     hidden: torch.Tensor
 
 
@@ -164,8 +173,14 @@ class Decoder(nn.Module):
             hiddens.append(h)
             if layer + 1 < len(self.cells):  # the top layer's output goes to attention undropped
                 x = self.dropout(h)
-        attended = self.attention(h, state.proj_keys, state.memory, state.src_mask, state.coverage, tape=tape)
-        feed = torch.tanh(apply_linear(self.combine, torch.cat((h, attended.context), dim=-1), tape))
+        if state.memory_out is None:
+            attended = self.attention(h, state.proj_keys, state.memory, state.src_mask, state.coverage, tape=tape)
+            context = attended.context
+            feed = torch.tanh(apply_linear(self.combine, torch.cat((h, context), dim=-1), tape))
+        else:  # combine([h; a @ memory]) = W_h h + a @ (memory W_c^T): the second term is attention's output
+            attended = self.attention(h, state.proj_keys, state.memory_out, state.src_mask, state.coverage)
+            context = None
+            feed = torch.tanh(torch.addmm(attended.context, h, self.combine.weight[:, : self.hidden_dim].t()))
         next_state = replace(
             state,
             hidden=torch.stack(hiddens),
@@ -173,7 +188,11 @@ class Decoder(nn.Module):
             feed=feed,
             coverage=None if state.coverage is None else state.coverage + attended.weights.to(state.coverage.dtype),
         )
-        return StepResult(feed=feed, state=next_state, weights=attended.weights, context=attended.context, hidden=h)
+        return StepResult(feed=feed, state=next_state, weights=attended.weights, context=context, hidden=h)
+
+    def project_memory(self, memory: torch.Tensor) -> torch.Tensor:
+        """memory: (n, S, D) -> (n, S, H) through the combine layer's context half (DecoderState.memory_out)."""
+        return torch.nn.functional.linear(memory, self.combine.weight[:, self.hidden_dim :])
 
     def _step_weights(self) -> list[torch.Tensor]:
         """The weights applied once per step, whose gradients a tape can defer."""
