@@ -1,6 +1,7 @@
 """Training throughput of the RNN model, in target tokens per second and as a fraction of matmul peak.
 
     python bench/train_speed.py                       # emb 256, hidden 512, BiLSTM, Bahdanau, vocab 8000
+    python bench/train_speed.py --output-vocab 3962 --name multi30k-target   # configs/multi30k.yaml's output layer
     python bench/train_speed.py --hidden 256 --embed 128 --vocab 150 --name numbers
 
 Times forward + backward + Adam steps on random batches shaped like Multi30k
@@ -53,6 +54,7 @@ def _time(fn, device: torch.device) -> float:
 
 
 def flops_per_target_token(c: ModelConfig, *, vocab: int, src_per_tgt: float, src_len: float) -> float:
+    """``vocab``: outputs of the output layer."""
     """Training FLOPs per target token: 2 x multiply-adds x 3 (forward, and backward at twice the forward)."""
     h, e, a, d = c.hidden_dim, c.embed_dim, c.attention_dim, c.memory_dim
     gates = 4 if c.rnn_type == "lstm" else 3
@@ -98,12 +100,17 @@ def throughput(model, batches, *, bf16: bool, steps: int, device: torch.device) 
 @click.option("--steps", default=20, show_default=True)
 @click.option("--name", default="multi30k-shape", show_default=True)
 @click.option("--device", "device_name", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--output-vocab", default=0, show_default=True,
+              help="model.output_vocab: target with this many output pieces (targets drawn from them); 0: full.")
 def main(embed: int, hidden: int, vocab: int, batch_size: int, src_len: int, tgt_len: int, steps: int, name: str,
-         device_name: str) -> None:
+         device_name: str, output_vocab: int) -> None:
     torch.manual_seed(0)
     device = torch.device(device_name)
-    config = ModelConfig(embed_dim=embed, hidden_dim=hidden, attention_dim=hidden, dropout=0.1)
-    model = build_model(config, src_vocab=vocab, tgt_vocab=vocab).train().to(device)
+    config = ModelConfig(embed_dim=embed, hidden_dim=hidden, attention_dim=hidden, dropout=0.1,
+                         output_vocab="target" if output_vocab else "full")
+    output_ids = torch.arange(output_vocab) if output_vocab else None
+    outputs = output_vocab or vocab
+    model = build_model(config, src_vocab=vocab, tgt_vocab=vocab, output_ids=output_ids).train().to(device)
     g = torch.Generator().manual_seed(0)
     # Sentence pairs with Multi30k-like lengths, bucketed by length into batches of
     # `batch` sentences as training's token batching does, so padding stays small.
@@ -112,19 +119,19 @@ def main(embed: int, hidden: int, vocab: int, batch_size: int, src_len: int, tgt
     src_lens = (tgt_lens.float() * src_len / tgt_len + torch.randn(count, generator=g)).clamp(min=2).long()
     order = torch.argsort(tgt_lens * 1000 + src_lens).tolist()
     pairs = [(torch.randint(4, vocab, (int(src_lens[i]),), generator=g).numpy(),
-              torch.randint(4, vocab, (int(tgt_lens[i]),), generator=g).numpy()) for i in order]
+              torch.randint(4, outputs, (int(tgt_lens[i]),), generator=g).numpy()) for i in order]
     batches = [make_batch([s for s, _ in chunk], [t for _, t in chunk])
                for chunk in (pairs[i : i + batch_size] for i in range(0, count, batch_size))]
     batches = [batch.to(device) for batch in batches]
     peak32, peak16 = matmul_peak(torch.float32, device), matmul_peak(torch.bfloat16, device)
     fp32 = throughput(model, batches, bf16=False, steps=steps, device=device)
     bf16 = throughput(model, batches, bf16=True, steps=steps, device=device)
-    flops = flops_per_target_token(config, vocab=vocab, src_per_tgt=src_len / tgt_len, src_len=src_len)
+    flops = flops_per_target_token(config, vocab=outputs, src_per_tgt=src_len / tgt_len, src_len=src_len)
     result = {
         "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}, torch {torch.__version__}, "
                    f"{torch.get_num_threads()} threads",
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "model": f"emb {embed}, hidden {hidden}, BiLSTM, Bahdanau, input feeding, vocab {vocab}",
+        "model": f"emb {embed}, hidden {hidden}, BiLSTM, Bahdanau, input feeding, vocab {vocab}, {outputs} outputs",
         "parameters": count_parameters(model),
         "batch_sentences": batch_size,
         "train_flops_per_target_token": round(flops),

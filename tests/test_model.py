@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
-from seqlab.batching import pad
+from seqlab.batching import make_batch, pad
 from seqlab.config import ModelConfig
 from seqlab.decoder import DecoderState
 from seqlab.errors import ConfigError
-from seqlab.model import Seq2Seq, StepOutput, build_model, count_parameters
-from seqlab.tokenizer import BOS_ID, PAD_ID
+from seqlab.loss import batch_loss
+from seqlab.model import Seq2Seq, StepOutput, build_model, count_parameters, output_pieces
+from seqlab.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 V = 20
 
@@ -20,9 +22,11 @@ def tiny_config(**overrides) -> ModelConfig:
     return ModelConfig(**{**fields, **overrides})
 
 
-def tiny_model(seed: int = 0, src_vocab: int = V, tgt_vocab: int = V, **overrides) -> Seq2Seq:
+def tiny_model(seed: int = 0, src_vocab: int = V, tgt_vocab: int = V, output_ids: torch.Tensor | None = None,
+               **overrides) -> Seq2Seq:
     torch.manual_seed(seed)
-    return build_model(tiny_config(**overrides), src_vocab=src_vocab, tgt_vocab=tgt_vocab).eval()
+    config = tiny_config(**overrides)
+    return build_model(config, src_vocab=src_vocab, tgt_vocab=tgt_vocab, output_ids=output_ids).eval()
 
 
 def batch(lengths: list[int], seed: int = 0, vocab: int = V) -> tuple[torch.Tensor, torch.Tensor]:
@@ -233,3 +237,42 @@ def test_inconsistent_options_name_the_key(overrides: dict, key: str) -> None:
 def test_copy_needs_a_joint_vocabulary() -> None:
     with pytest.raises(ConfigError, match="model.copy"):
         build_model(tiny_config(copy=True, share_embeddings=False), src_vocab=V, tgt_vocab=V + 3)
+
+
+# ---------------------------------------------------------------- target-side output vocabulary
+
+
+def test_output_pieces_are_sorted_unique_with_the_specials() -> None:
+    targets = [np.array([9, 5, 9]), np.array([17, 5])]
+    assert output_pieces(targets, V).tolist() == [PAD_ID, UNK_ID, BOS_ID, EOS_ID, 5, 9, 17]
+
+
+def test_target_output_vocab_scores_only_its_pieces_and_steps_like_it_trains() -> None:
+    ids = output_pieces([np.array([5, 6, 7, 9, 12])], V)  # 0-3, 5, 6, 7, 9, 12
+    model = tiny_model(output_vocab="target", output_ids=ids)
+    assert model.output.out_features == ids.numel() == 9
+    src, lengths = batch([5, 2])
+    tgt_in = torch.tensor([[BOS_ID, 5, 6, 7], [BOS_ID, 12, 9, 5]])
+    out = model(src, lengths, tgt_in)  # embeddings read piece ids; scores are over the 9 outputs
+    assert out.log_probs.shape == (2, 4, 9)
+    with torch.no_grad():
+        state = model.encode(src, lengths)
+        for t in range(tgt_in.size(1)):
+            step = model.decode_step(model.to_output(tgt_in[:, t]), state)  # search feeds back output indices
+            assert torch.allclose(step.log_probs, out.log_probs[:, t], atol=1e-5)
+            state = step.state
+    # the loss reads targets as output indices; a piece outside the set counts as UNK
+    pairs = make_batch([np.array([4, 5, 6])], [np.array([5, 12, 13])])
+    log_probs = model(pairs.src, pairs.src_lengths, pairs.tgt_in).log_probs[0]
+    expected = -(log_probs[0, 4] + log_probs[1, 8] + log_probs[2, UNK_ID] + log_probs[3, EOS_ID])
+    assert torch.allclose(batch_loss(model, pairs), expected, atol=1e-5)
+    assert model.to_output(torch.tensor([EOS_ID, 12, 13])).tolist() == [EOS_ID, 8, UNK_ID]
+    assert model.piece_ids([4, 8, EOS_ID]) == [5, 12, EOS_ID]
+
+
+def test_target_output_vocab_needs_its_ids_and_excludes_copy_and_tying() -> None:
+    with pytest.raises(ValueError, match="output_ids"):
+        tiny_model(output_vocab="target")
+    for key in ("copy", "tie_embeddings"):
+        with pytest.raises(ConfigError, match=f"model.output_vocab: 'target' cannot be combined with model.{key}"):
+            tiny_config(output_vocab="target", **{key: True})

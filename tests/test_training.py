@@ -18,12 +18,13 @@ from num2words import num2words
 import seqlab.training as training
 from seqlab.batching import EncodedSplit
 from seqlab.checkpoint import load_checkpoint
-from seqlab.config import ModelConfig, TokenizerConfig, TrainConfig
+from seqlab.config import DecodeConfig, ModelConfig, TokenizerConfig, TrainConfig
 from seqlab.data import ParallelText
 from seqlab.errors import run_stage
-from seqlab.tokenizer import Tokenizer, train_tokenizer
+from seqlab.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer, train_tokenizer
 from seqlab.trainstate import load_state
 from seqlab.training import Outputs, TrainingDiverged, TrainResult, make_optimizer, train
+from seqlab.translate import translate
 from seqlab.validation import Validation, is_better, worst
 
 MODEL = ModelConfig(embed_dim=8, hidden_dim=8, attention_dim=8, dropout=0.2)
@@ -323,3 +324,19 @@ def test_copy_and_coverage_models_train_with_the_coverage_term(tiny: Tiny, tmp_p
     run(tiny, tmp_path, live=live, max_steps=2, valid_every=1)
     assert all(np.isfinite(live.values("train/loss") + live.values("valid/loss")))
     assert load_checkpoint(tmp_path / "model.pt").model.config.copy
+
+
+def test_target_output_vocab_trains_and_translates_with_the_target_pieces_only(tiny: Tiny, tmp_path: Path,
+                                                                              monkeypatch) -> None:
+    model = ModelConfig(embed_dim=8, hidden_dim=8, attention_dim=8, output_vocab="target")
+    monkeypatch.setattr(f"{__name__}.MODEL", model)
+    run(tiny, tmp_path, epochs=3)
+    loaded = load_checkpoint(tmp_path / "model.pt")  # rebuilt from the file alone
+    used = sorted({int(i) for ids in tiny.train.tgt for i in ids} | {PAD_ID, UNK_ID, BOS_ID, EOS_ID})
+    assert loaded.model.output_ids.tolist() == used
+    assert loaded.model.output.out_features == len(used) < tiny.tokenizer.tgt_vocab_size
+    config = DecodeConfig(beam_size=3, n_best=3, device="cpu")
+    results = translate(tiny.valid_text.src, model=loaded.model, tokenizer=tiny.tokenizer, config=config, device=CPU)
+    emitted = {t for r in results for h in r.hypotheses for t in h.tokens}
+    assert emitted and emitted <= set(used)  # piece ids, mapped back from output indices
+    assert [r.texts for r in results] == [tiny.tokenizer.decode_tgt([h.tokens for h in r.hypotheses]) for r in results]

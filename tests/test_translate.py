@@ -59,6 +59,9 @@ class Recorder:
     def decode_step(self, prev_tokens: torch.Tensor, state):
         return self.model.decode_step(prev_tokens, state)
 
+    def piece_ids(self, outputs: list[int]) -> list[int]:
+        return self.model.piece_ids(outputs)
+
 
 class Untouchable:
     def encode(self, src, src_lengths):

@@ -55,7 +55,8 @@ def load_checkpoint(path: str | Path, *, device: torch.device | str = "cpu") -> 
         raise DataError(f"{path}: not a seqlab checkpoint (expected format {FORMAT})")
     tokenizer = Tokenizer(src_model=payload["tokenizer"]["src_model"], tgt_model=payload["tokenizer"]["tgt_model"])
     config = build(ModelConfig, payload["model_config"], "model")
-    model = build_model(config, src_vocab=tokenizer.src_vocab_size, tgt_vocab=tokenizer.tgt_vocab_size)
+    model = build_model(config, src_vocab=tokenizer.src_vocab_size, tgt_vocab=tokenizer.tgt_vocab_size,
+                        output_ids=payload["state_dict"].get("output_ids"))
     model.load_state_dict(payload["state_dict"])
     model.to(device).eval()
     return Loaded(model=model, tokenizer=tokenizer, info=payload["info"])

@@ -214,6 +214,7 @@ class ModelConfig:
     copy: bool = False  # pointer-generator: a learned gate mixes generating and copying source tokens
     coverage: bool = False  # coverage vector fed to the attention (See et al. 2017)
     coverage_loss_weight: float = 1.0  # weight of the coverage loss when coverage is on
+    output_vocab: Literal["full", "target"] = "full"  # output layer over every piece, or those the training targets use
 
     def __post_init__(self) -> None:
         for name in ("embed_dim", "hidden_dim", "attention_dim", "encoder_layers", "decoder_layers"):
@@ -234,6 +235,9 @@ class ModelConfig:
             raise ConfigError("model.coverage: needs model.attention: bahdanau")
         if self.coverage_loss_weight < 0:
             raise ConfigError("model.coverage_loss_weight: must be non-negative")
+        for name in ("copy", "tie_embeddings"):  # both need an output for every piece
+            if self.output_vocab == "target" and getattr(self, name):
+                raise ConfigError(f"model.output_vocab: 'target' cannot be combined with model.{name}: true")
 
     @property
     def memory_dim(self) -> int:

@@ -102,4 +102,4 @@ def batch_loss(model: Seq2Seq, batch: Batch, *, smoothing: float = 0.0, coverage
     """
     output = model(batch.src, batch.src_lengths, batch.tgt_in)
     weight = model.config.coverage_loss_weight if coverage and model.config.coverage else 0.0
-    return objective(output, batch.tgt_out, smoothing=smoothing, coverage_weight=weight)
+    return objective(output, model.to_output(batch.tgt_out), smoothing=smoothing, coverage_weight=weight)

@@ -6,8 +6,10 @@ seam through which search talks to the model.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -16,7 +18,7 @@ from seqlab.decoder import Decoder, DecoderState
 from seqlab.dropout import Dropout
 from seqlab.encoder import Encoder
 from seqlab.errors import ConfigError
-from seqlab.tokenizer import PAD_ID
+from seqlab.tokenizer import EOS_ID, PAD_ID, UNK_ID
 
 # Copy and generation probabilities are mixed in probability space; this floor
 # keeps log() finite for tokens that neither can produce.
@@ -50,9 +52,23 @@ class ModelOutput:
 
 
 class Seq2Seq(nn.Module):
-    def __init__(self, config: ModelConfig, *, src_vocab: int, tgt_vocab: int) -> None:
+    """Outputs are indexed by piece id, or with ``model.output_vocab: target`` by position in
+    ``output_ids`` (V_out,), the sorted pieces the training targets use: search works in
+    that space, :meth:`to_output` and :meth:`to_pieces` translate. The special pieces come
+    first in both, so PAD, UNK, BOS and EOS have the same index in each."""
+
+    def __init__(self, config: ModelConfig, *, src_vocab: int, tgt_vocab: int,
+                 output_ids: torch.Tensor | None = None) -> None:
         super().__init__()
         self.config = config
+        if (config.output_vocab == "target") != (output_ids is not None):
+            raise ValueError("output_ids go with model.output_vocab: target, and only with it")
+        self.register_buffer("output_ids", None if output_ids is None else output_ids.long().clone())
+        index = None
+        if output_ids is not None:  # piece id -> output index; pieces no training target uses count as UNK
+            index = torch.full((tgt_vocab,), UNK_ID, dtype=torch.long)
+            index[output_ids.long()] = torch.arange(output_ids.numel())
+        self.register_buffer("output_index", index, persistent=False)
         self.src_embed = nn.Embedding(src_vocab, config.embed_dim, padding_idx=PAD_ID)
         self.tgt_embed = (
             self.src_embed if config.share_embeddings else nn.Embedding(tgt_vocab, config.embed_dim, padding_idx=PAD_ID)
@@ -81,7 +97,7 @@ class Seq2Seq(nn.Module):
             coverage=config.coverage,
         )
         self.output_dropout = Dropout(config.dropout)
-        self.output = nn.Linear(config.hidden_dim, tgt_vocab)
+        self.output = nn.Linear(config.hidden_dim, tgt_vocab if output_ids is None else output_ids.numel())
         if config.tie_embeddings:
             self.output.weight = self.tgt_embed.weight
         self.copy_gate = (
@@ -135,9 +151,21 @@ class Seq2Seq(nn.Module):
         log_probs = self._mix_copy(logits, gate_input, attention, src)
         return ModelOutput(scores=log_probs, normalized=True, coverage_loss=coverage_loss)
 
+    def to_output(self, piece_ids: torch.Tensor) -> torch.Tensor:
+        """Piece ids -> output indices (targets for the loss); unchanged with output_vocab: full."""
+        return piece_ids if self.output_index is None else self.output_index[piece_ids]
+
+    def to_pieces(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Output indices (what search emits) -> piece ids; unchanged with output_vocab: full."""
+        return outputs if self.output_ids is None else self.output_ids[outputs]
+
+    def piece_ids(self, outputs: list[int]) -> list[int]:
+        """A finished hypothesis' output indices as piece ids, for the tokenizer."""
+        return outputs if self.output_ids is None else self.output_ids.cpu()[outputs].tolist()
+
     def decode_step(self, prev_tokens: torch.Tensor, state: DecoderState) -> StepOutput:
-        """prev_tokens: (N,) last emitted ids. Next-token log-probabilities for each row."""
-        embedded = self.tgt_embed(prev_tokens)
+        """prev_tokens: (N,) last emitted output indices. Next-token log-probabilities (N, V_out) for each row."""
+        embedded = self.tgt_embed(self.to_pieces(prev_tokens))
         step = self.decoder.step(embedded, state)
         logits = self.output(self.output_dropout(step.feed))
         if self.copy_gate is None:
@@ -170,15 +198,26 @@ class Seq2Seq(nn.Module):
         return (per_step * target_mask).sum()
 
 
-def build_model(config: ModelConfig, *, src_vocab: int, tgt_vocab: int) -> Seq2Seq:
-    """The model for ``config``; shared embeddings and copying need one vocabulary for both sides."""
+def output_pieces(targets: Iterable[np.ndarray], vocab_size: int) -> torch.Tensor:
+    """(V_out,) sorted ids of the pieces ``targets`` use, PAD, UNK, BOS and EOS always among them."""
+    used = np.zeros(vocab_size, dtype=bool)
+    used[: EOS_ID + 1] = True
+    for ids in targets:
+        used[ids] = True
+    return torch.from_numpy(np.flatnonzero(used))
+
+
+def build_model(config: ModelConfig, *, src_vocab: int, tgt_vocab: int,
+                output_ids: torch.Tensor | None = None) -> Seq2Seq:
+    """The model for ``config``; shared embeddings and copying need one vocabulary for both sides.
+    output_ids: with ``output_vocab: target``, the target pieces (:func:`output_pieces`)."""
     for name in ("share_embeddings", "copy"):
         if getattr(config, name) and src_vocab != tgt_vocab:
             raise ConfigError(
                 f"model.{name}: needs a joint vocabulary (tokenizer.joint: true); "
                 f"source has {src_vocab} pieces, target {tgt_vocab}"
             )
-    return Seq2Seq(config, src_vocab=src_vocab, tgt_vocab=tgt_vocab)
+    return Seq2Seq(config, src_vocab=src_vocab, tgt_vocab=tgt_vocab, output_ids=output_ids)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -27,7 +27,7 @@ from seqlab.config import ModelConfig, TrainConfig
 from seqlab.data import ParallelText
 from seqlab.errors import ConfigError, SeqlabError
 from seqlab.loss import batch_loss
-from seqlab.model import Seq2Seq, build_model, count_parameters
+from seqlab.model import Seq2Seq, build_model, count_parameters, output_pieces
 from seqlab.runtime import autocast
 from seqlab.schedule import learning_rate, planned_steps, plateau_update
 from seqlab.tokenizer import Tokenizer
@@ -164,7 +164,12 @@ def train(
     """Train from scratch, or continue ``resume`` exactly; models/model.pt keeps the best validation."""
     if model_config.share_embeddings and not tokenizer.joint:
         raise ConfigError("model.share_embeddings: needs tokenizer.joint: true")
-    model = build_model(model_config, src_vocab=tokenizer.src_vocab_size, tgt_vocab=tokenizer.tgt_vocab_size)
+    output_ids = output_pieces(train_data.tgt, tokenizer.tgt_vocab_size) if model_config.output_vocab == "target" else None
+    model = build_model(model_config, src_vocab=tokenizer.src_vocab_size, tgt_vocab=tokenizer.tgt_vocab_size,
+                        output_ids=output_ids)
+    if output_ids is not None:
+        print(f"output layer: the {output_ids.numel():,} of {tokenizer.tgt_vocab_size:,} pieces the training targets use",
+              flush=True)
     model.to(device)
     run = Run(model, make_optimizer(model, config), config, tokenizer, device, valid_data, valid_text, outputs,
               info, live)

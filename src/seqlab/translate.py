@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -92,6 +92,12 @@ def translate(
         with autocast(device, cpu_bf16=config.cpu_bf16):
             nbest = search(model, src.to(device), src_lengths.to(device), config, generator=generator)
         for i, hyps in zip(indices, nbest):
+            hyps = [_as_pieces(model, h) for h in hyps]
             texts = tokenizer.decode_tgt([h.tokens for h in hyps])
             results[i] = Translation(tokenizer.src_pieces(encoded[i]), hyps, texts, truncated=truncated[i])
     return results
+
+
+def _as_pieces(model: Seq2Seq, hypothesis: Hypothesis) -> Hypothesis:
+    """Search emits output indices; with ``model.output_vocab: target`` they differ from piece ids."""
+    return replace(hypothesis, tokens=model.piece_ids(hypothesis.tokens))
