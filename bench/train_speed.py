@@ -8,7 +8,8 @@ Times forward + backward + Adam steps on random batches shaped like Multi30k
 (64 sentences, source ~13 and target ~14 pieces, bucketed by length), in fp32 and with bf16
 autocast, on the CPU or (``--device cuda``) the GPU, and times a large
 torch.matmul in both precisions in the same run. FLOPs per target token are counted analytically from the
-architecture (3 x forward multiply-adds x 2). Writes bench/results/train_speed-<name>.{json,md}.
+architecture (3 x forward multiply-adds x 2). Every timing runs in ``--repeats``
+interleaved rounds and the medians are reported. Writes bench/results/train_speed-<name>.{json,md}.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import statistics
 import time
 
 import click
@@ -102,8 +104,10 @@ def throughput(model, batches, *, bf16: bool, steps: int, device: torch.device) 
 @click.option("--device", "device_name", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--output-vocab", default=0, show_default=True,
               help="model.output_vocab: target with this many output pieces (targets drawn from them); 0: full.")
+@click.option("--repeats", default=3, show_default=True,
+              help="Interleaved rounds of peak, fp32 and bf16 timings; medians are reported (the machine drifts).")
 def main(embed: int, hidden: int, vocab: int, batch_size: int, src_len: int, tgt_len: int, steps: int, name: str,
-         device_name: str, output_vocab: int) -> None:
+         device_name: str, output_vocab: int, repeats: int) -> None:
     torch.manual_seed(0)
     device = torch.device(device_name)
     config = ModelConfig(embed_dim=embed, hidden_dim=hidden, attention_dim=hidden, dropout=0.1,
@@ -123,9 +127,10 @@ def main(embed: int, hidden: int, vocab: int, batch_size: int, src_len: int, tgt
     batches = [make_batch([s for s, _ in chunk], [t for _, t in chunk])
                for chunk in (pairs[i : i + batch_size] for i in range(0, count, batch_size))]
     batches = [batch.to(device) for batch in batches]
-    peak32, peak16 = matmul_peak(torch.float32, device), matmul_peak(torch.bfloat16, device)
-    fp32 = throughput(model, batches, bf16=False, steps=steps, device=device)
-    bf16 = throughput(model, batches, bf16=True, steps=steps, device=device)
+    rounds = [(matmul_peak(torch.float32, device), matmul_peak(torch.bfloat16, device),
+               throughput(model, batches, bf16=False, steps=steps, device=device),
+               throughput(model, batches, bf16=True, steps=steps, device=device)) for _ in range(repeats)]
+    peak32, peak16, fp32, bf16 = (statistics.median(column) for column in zip(*rounds))
     flops = flops_per_target_token(config, vocab=outputs, src_per_tgt=src_len / tgt_len, src_len=src_len)
     result = {
         "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}, torch {torch.__version__}, "
@@ -138,6 +143,7 @@ def main(embed: int, hidden: int, vocab: int, batch_size: int, src_len: int, tgt
         "matmul_peak_gflops_fp32": round(peak32, 1),
         "matmul_peak_gflops_bf16": round(peak16, 1),
         "tokens_per_sec_fp32": round(fp32),
+        "tokens_per_sec_fp32_each_round": [round(r[2]) for r in rounds],
         "tokens_per_sec_bf16_autocast": round(bf16),
         "fraction_of_fp32_peak": round(fp32 * flops / 1e9 / peak32, 3),
         "fraction_of_bf16_peak": round(bf16 * flops / 1e9 / peak16, 3),
