@@ -52,9 +52,9 @@ class BahdanauAttention(nn.Module):
         """keys: (N, S, Dk) -> (N, S, A)."""
         return self.key_proj(keys)
 
-    def step_weights(self) -> list[torch.Tensor]:
-        """Weights applied to the query at every step."""
-        return [self.query_proj.weight]
+    def query_weight(self) -> torch.Tensor | None:
+        """The weight applied to the query every step (None: the query is used as it is)."""
+        return self.query_proj.weight
 
     def forward(
         self,
@@ -69,8 +69,21 @@ class BahdanauAttention(nn.Module):
         """query: (N, Dq); proj_keys: (n, S, A); values: (n, S, Dv); mask: (n, S) True on tokens;
         coverage: (N, S) attention summed over earlier steps, when the model uses coverage;
         tape: defers the query projection's weight gradient (training)."""
+        return self.attend(apply_linear(self.query_proj, query, tape), proj_keys, values, mask, coverage, tape=tape)
+
+    def attend(
+        self,
+        query: torch.Tensor,
+        proj_keys: torch.Tensor,
+        values: torch.Tensor,
+        mask: torch.Tensor,
+        coverage: torch.Tensor | None = None,
+        *,
+        tape: WeightGradTape | None = None,
+    ) -> AttentionOutput:
+        """``forward`` for a query already multiplied by :meth:`query_weight`: (N, A)."""
         n, s, a = proj_keys.shape
-        hidden = proj_keys.unsqueeze(1) + apply_linear(self.query_proj, query, tape).view(n, -1, 1, a)  # (n, W, S, A)
+        hidden = proj_keys.unsqueeze(1) + query.view(n, -1, 1, a)  # (n, W, S, A)
         if self.coverage_proj is not None:
             hidden = hidden + self.coverage_proj(coverage.view(n, -1, s, 1).to(hidden.dtype))
         # in place: the (n, W, S, A) sum is a fresh temporary, and tanh's backward needs only its output
@@ -90,8 +103,8 @@ class LuongAttention(nn.Module):
         """keys: (N, S, Dk) -> (N, S, Dq)."""
         return keys if self.key_proj is None else self.key_proj(keys)
 
-    def step_weights(self) -> list[torch.Tensor]:
-        return []
+    def query_weight(self) -> torch.Tensor | None:
+        return None
 
     def forward(
         self,
@@ -115,8 +128,8 @@ class NoAttention(nn.Module):
     def project_keys(self, keys: torch.Tensor) -> torch.Tensor:
         return keys[:, :, :0]
 
-    def step_weights(self) -> list[torch.Tensor]:
-        return []
+    def query_weight(self) -> torch.Tensor | None:
+        return None
 
     def forward(
         self,

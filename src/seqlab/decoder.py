@@ -9,13 +9,18 @@ from torch import nn
 
 from seqlab.attention import build_attention
 from seqlab.dropout import Dropout
-from seqlab.steplinear import WeightGradTape, apply_linear
+from seqlab.steplinear import WeightGradTape
 
 CELLS = {"lstm": nn.LSTMCell, "gru": nn.GRUCell}
 
 
 def _rows(tensor: torch.Tensor | None, index: torch.Tensor, dim: int = 0) -> torch.Tensor | None:
     return None if tensor is None else tensor.index_select(dim, index)
+
+
+def _stack(layers: list[torch.Tensor]) -> torch.Tensor:
+    """(L, N, H) from L layers' (N, H); one layer is a view, not a copy (two per step otherwise)."""
+    return layers[0].unsqueeze(0) if len(layers) == 1 else torch.stack(layers)
 
 
 def shared_sources(owner: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -103,6 +108,35 @@ class DecoderState:
 
 
 @dataclass(frozen=True)
+class _SequenceWeights:
+    """A decoder's per-step weights for one teacher-forced sequence, built from its parameters.
+
+    Per layer: recurrent: (G, own + H) for an LSTM, [W_ih without the embedding
+    columns, W_hh] side by side, or W_hh for a GRU; inputs: the GRU's W_ih
+    part applied to the layer's non-embedding input (None for an LSTM, or when
+    there is none); biases: added to the products above the first layer (the
+    first layer's are in its precomputed embedding product). query: the
+    attention's query weight or None; combine: the whole combine weight when the
+    context itself is needed (copying), else None; query_combine: the query
+    weight and the combine layer's h half stacked, (A + H, H), or the h half alone.
+    """
+
+    recurrent: list[torch.Tensor]
+    inputs: list[torch.Tensor | None]
+    biases: list[torch.Tensor | None]
+    query: torch.Tensor | None
+    combine: torch.Tensor | None
+    query_combine: torch.Tensor | None
+
+    def taped(self) -> list[torch.Tensor]:
+        """Every weight a step multiplies through the tape."""
+        listed = [*self.recurrent, *self.inputs, self.combine, self.query_combine]
+        if self.combine is not None:
+            listed.append(self.query)
+        return [w for w in listed if w is not None]
+
+
+@dataclass(frozen=True)
 class StepResult:
     """feed: (N, H) attentional vector; state: next state; weights: (N, S) attention;
     context: (N, D) attended encoder states, None when the state has memory_out;
@@ -145,80 +179,143 @@ class Decoder(nn.Module):
     def teacher_force(self, embedded: torch.Tensor, state: DecoderState) -> list[StepResult]:
         """Every target position in turn. embedded: (B, T, E) embeddings of BOS + target[:-1].
 
-        With gradients enabled the per-step linear layers and the attention's
-        context product go through a :class:`WeightGradTape`, so backward
-        computes the gradient of each weight and of the encoder states once for
-        the whole sequence instead of once per position.
+        With gradients enabled the steps run :meth:`_taped_step`, the arithmetic
+        of :meth:`step` rearranged for a known sequence: the first layer's
+        product with the embeddings is one (B x T)-row matmul before the loop,
+        products of one input with several weights are one product with the
+        weights side by side (an LSTM's [input; h] with [W_ih W_hh]; the
+        attention's query and the combine layer's h half), and every per-step
+        matmul goes through a :class:`WeightGradTape`, so backward computes
+        each weight's gradient, and the encoder states', once for the whole
+        sequence. Per-step products of 64 rows run far below the machine's
+        matmul peak; fewer and wider ones run closer to it.
         """
-        tape = WeightGradTape(self._step_weights(), values=state.memory) if torch.is_grad_enabled() else None
-        if tape is not None:
-            hidden, embedded = tape.anchor(state.hidden, embedded)
-            state = replace(state, hidden=hidden)
+        if not torch.is_grad_enabled():
+            steps = []
+            for x in embedded.unbind(1):
+                steps.append(self.step(x, state))
+                state = steps[-1].state
+            return steps
+        weights = self._sequence_weights(embedded.size(-1), copy_context=state.memory_out is None)
+        values = state.memory if state.memory_out is None else state.memory_out
+        tape = WeightGradTape(weights.taped(), values=values)
+        # the start state and the inputs: every taped product descends from one of them
+        hidden, feed, embedded = tape.anchor(state.hidden, state.feed, embedded)
+        state = replace(state, hidden=hidden, feed=feed)
+        first = self.cells[0]
+        embed_part = first.weight_ih[:, : embedded.size(-1)]
+        bias = first.bias_ih + first.bias_hh if self.lstm else first.bias_ih
         steps = []
-        for x in embedded.unbind(1):
-            steps.append(self.step(x, state, tape=tape))
+        for inputs in torch.nn.functional.linear(embedded, embed_part, bias).unbind(1):
+            steps.append(self._taped_step(inputs, state, weights, tape))
             state = steps[-1].state
         return steps
 
-    def step(self, embedded: torch.Tensor, state: DecoderState, *, tape: WeightGradTape | None = None) -> StepResult:
+    def _sequence_weights(self, embed_dim: int, *, copy_context: bool) -> _SequenceWeights:
+        """The per-step weights of one teacher-forced sequence, side by side where they share an input."""
+        recurrent, inputs, biases = [], [], []
+        for layer, cell in enumerate(self.cells):
+            own = cell.weight_ih[:, embed_dim:] if layer == 0 else cell.weight_ih  # what is not the embedding
+            own = own if own.size(1) else None
+            if self.lstm:  # one product of [own input; h] with [W_own W_hh]
+                recurrent.append(cell.weight_hh if own is None else torch.cat((own, cell.weight_hh), dim=1))
+                inputs.append(None)
+                biases.append(None if layer == 0 else cell.bias_ih + cell.bias_hh)
+            else:  # a GRU needs W_hh h apart (its reset gate scales it)
+                recurrent.append(cell.weight_hh)
+                inputs.append(own)
+                biases.append(None if layer == 0 else cell.bias_ih)
+        query = self.attention.query_weight()
+        if copy_context:
+            combine, query_combine = self.combine.weight, query
+        else:
+            h_half = self.combine.weight[:, : self.hidden_dim]
+            combine, query_combine = None, h_half if query is None else torch.cat((query, h_half))
+        return _SequenceWeights(
+            recurrent=recurrent, inputs=inputs, biases=biases, query=query, combine=combine, query_combine=query_combine
+        )
+
+    def _taped_step(
+        self, first_inputs: torch.Tensor, state: DecoderState, weights: _SequenceWeights, tape: WeightGradTape
+    ) -> StepResult:
+        """:meth:`step` through the sequence's fused weights. first_inputs: (B, G) the first layer's
+        embedding product plus biases (G = 4H for an LSTM, 3H for a GRU)."""
+        x = state.feed if self.input_feeding else None
+        hiddens, cells = [], []
+        for layer in range(len(self.cells)):
+            h_prev = state.hidden[layer]
+            extra = first_inputs if layer == 0 else weights.biases[layer]
+            if self.lstm:
+                both = h_prev if x is None else torch.cat((x, h_prev), dim=-1)
+                i, f, g, o = (tape.linear(weights.recurrent[layer], both) + extra).chunk(4, dim=-1)
+                c = torch.sigmoid(f) * state.cell[layer] + torch.sigmoid(i) * torch.tanh(g)
+                h = torch.sigmoid(o) * torch.tanh(c)
+                cells.append(c)
+            else:
+                gi = extra if x is None else tape.linear(weights.inputs[layer], x) + extra
+                x_r, x_z, x_n = gi.chunk(3, dim=-1)
+                h_r, h_z, h_n = tape.linear(weights.recurrent[layer], h_prev, self.cells[layer].bias_hh).chunk(3, dim=-1)
+                r, z = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
+                h = (1 - z) * torch.tanh(x_n + r * h_n) + z * h_prev
+            hiddens.append(h)
+            x = self.dropout(h) if layer + 1 < len(self.cells) else None
+        if weights.combine is not None:  # copying reads the context itself
+            query = h if weights.query is None else tape.linear(weights.query, h)
+            attended = self._attend(query, state, tape)
+            context = attended.context
+            feed = torch.tanh(tape.linear(weights.combine, torch.cat((h, context), dim=-1)))
+        else:  # combine([h; a @ memory]) = W_h h + a @ memory_out; W_h h shares its product with the query's
+            both = tape.linear(weights.query_combine, h)
+            query, h_part = (h, both) if weights.query is None else both.split([weights.query.size(0), self.hidden_dim], -1)
+            attended = self._attend(query, state, tape)
+            context = None
+            feed = torch.tanh(h_part + attended.context)
+        return StepResult(feed=feed, state=self._next_state(state, hiddens, cells, feed, attended.weights),
+                          weights=attended.weights, context=context, hidden=h)
+
+    def _attend(self, query: torch.Tensor, state: DecoderState, tape: WeightGradTape):
+        """Attention for a query already through its weight (when the attention has one)."""
+        values = state.memory if state.memory_out is None else state.memory_out
+        if self.attention.query_weight() is None:
+            return self.attention(query, state.proj_keys, values, state.src_mask, state.coverage, tape=tape)
+        return self.attention.attend(query, state.proj_keys, values, state.src_mask, state.coverage, tape=tape)
+
+    def step(self, embedded: torch.Tensor, state: DecoderState) -> StepResult:
         """One target position. embedded: (N, E) previous token's embedding."""
         x = torch.cat((embedded, state.feed), dim=-1) if self.input_feeding else embedded
         hiddens, cells = [], []
         for layer, cell in enumerate(self.cells):
             if self.lstm:
-                h, c = self._lstm(cell, x, state.hidden[layer], state.cell[layer], tape)
+                h, c = cell(x, (state.hidden[layer], state.cell[layer]))
                 cells.append(c)
             else:
-                h = self._gru(cell, x, state.hidden[layer], tape)
+                h = cell(x, state.hidden[layer])
             hiddens.append(h)
             if layer + 1 < len(self.cells):  # the top layer's output goes to attention undropped
                 x = self.dropout(h)
         if state.memory_out is None:
-            attended = self.attention(h, state.proj_keys, state.memory, state.src_mask, state.coverage, tape=tape)
+            attended = self.attention(h, state.proj_keys, state.memory, state.src_mask, state.coverage)
             context = attended.context
-            feed = torch.tanh(apply_linear(self.combine, torch.cat((h, context), dim=-1), tape))
+            feed = torch.tanh(self.combine(torch.cat((h, context), dim=-1)))
         else:  # combine([h; a @ memory]) = W_h h + a @ (memory W_c^T): the second term is attention's output
             attended = self.attention(h, state.proj_keys, state.memory_out, state.src_mask, state.coverage)
             context = None
             feed = torch.tanh(torch.addmm(attended.context, h, self.combine.weight[:, : self.hidden_dim].t()))
-        next_state = replace(
-            state,
-            hidden=torch.stack(hiddens),
-            cell=torch.stack(cells) if self.lstm else None,
-            feed=feed,
-            coverage=None if state.coverage is None else state.coverage + attended.weights.to(state.coverage.dtype),
-        )
+        next_state = self._next_state(state, hiddens, cells, feed, attended.weights)
         return StepResult(feed=feed, state=next_state, weights=attended.weights, context=context, hidden=h)
+
+    def _next_state(
+        self, state: DecoderState, hiddens: list[torch.Tensor], cells: list[torch.Tensor], feed: torch.Tensor,
+        weights: torch.Tensor,
+    ) -> DecoderState:
+        return replace(
+            state,
+            hidden=_stack(hiddens),
+            cell=_stack(cells) if self.lstm else None,
+            feed=feed,
+            coverage=None if state.coverage is None else state.coverage + weights.to(state.coverage.dtype),
+        )
 
     def project_memory(self, memory: torch.Tensor) -> torch.Tensor:
         """memory: (n, S, D) -> (n, S, H) through the combine layer's context half (DecoderState.memory_out)."""
         return torch.nn.functional.linear(memory, self.combine.weight[:, self.hidden_dim :])
-
-    def _step_weights(self) -> list[torch.Tensor]:
-        """The weights applied once per step, whose gradients a tape can defer."""
-        weights = [w for cell in self.cells for w in (cell.weight_ih, cell.weight_hh)]
-        weights += self.attention.step_weights()
-        return [*weights, self.combine.weight]
-
-    @staticmethod
-    def _lstm(
-        cell: nn.LSTMCell, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, tape: WeightGradTape | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """nn.LSTMCell's arithmetic (gates in its order i, f, g, o), its matmuls through ``tape``."""
-        if tape is None:
-            return cell(x, (h, c))
-        gates = tape.linear(cell.weight_ih, x, cell.bias_ih) + tape.linear(cell.weight_hh, h, cell.bias_hh)
-        i, f, g, o = gates.chunk(4, dim=-1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        return torch.sigmoid(o) * torch.tanh(c), c
-
-    @staticmethod
-    def _gru(cell: nn.GRUCell, x: torch.Tensor, h: torch.Tensor, tape: WeightGradTape | None) -> torch.Tensor:
-        """nn.GRUCell's arithmetic (gates in its order r, z, n), its matmuls through ``tape``."""
-        if tape is None:
-            return cell(x, h)
-        x_r, x_z, x_n = tape.linear(cell.weight_ih, x, cell.bias_ih).chunk(3, dim=-1)
-        h_r, h_z, h_n = tape.linear(cell.weight_hh, h, cell.bias_hh).chunk(3, dim=-1)
-        r, z = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
-        n = torch.tanh(x_n + r * h_n)
-        return (1 - z) * n + z * h

@@ -126,8 +126,8 @@ class Seq2Seq(nn.Module):
             src_mask=src != PAD_ID,
             src_ids=src,
             coverage=memory.new_zeros(src.shape, dtype=torch.float32) if self.config.coverage else None,
-            # Search and validation (no gradients) take the cheaper combine; copying needs the plain context.
-            memory_out=None if torch.is_grad_enabled() or self.copy_gate is not None else self.decoder.project_memory(memory),
+            # The cheaper combine (the context half applied to the memory once); copying needs the plain context.
+            memory_out=None if self.copy_gate is not None else self.decoder.project_memory(memory),
         )
 
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor) -> ModelOutput:
