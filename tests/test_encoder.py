@@ -74,9 +74,8 @@ def test_unsorted_lengths() -> None:
 @pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
 @pytest.mark.parametrize("layers", [1, 2])
 @pytest.mark.parametrize("bidirectional", [True, False])
-@pytest.mark.parametrize("chunk", [1, 2, 6])
-def test_training_in_time_chunks_equals_one_packed_call(rnn_type, layers, bidirectional, chunk, monkeypatch) -> None:
-    """On CPU with gradients the encoder runs the packed RNN a few steps per call; outputs,
+def test_training_recurrence_equals_the_packed_module(rnn_type, layers, bidirectional, monkeypatch) -> None:
+    """On CPU with gradients the encoder runs its own taped recurrence; outputs,
     final states and every gradient equal one call of the module (float64)."""
     torch.manual_seed(0)
     encoder = Encoder(embed_dim=E, hidden_dim=H, layers=layers, dropout=0.0, rnn_type=rnn_type,
@@ -84,14 +83,14 @@ def test_training_in_time_chunks_equals_one_packed_call(rnn_type, layers, bidire
     embedded, lengths = padded([3, 9, 6, 1, 8, 9], seed=2)
     embedded = embedded.double().requires_grad_()
 
-    def run(steps: int) -> list[torch.Tensor]:
-        monkeypatch.setattr(encoder_module, "CPU_CHUNK_STEPS", steps)
+    def run(taped: bool) -> list[torch.Tensor]:
+        monkeypatch.setattr(encoder_module, "TAPED_ON_CPU", taped)
         out = encoder(embedded, lengths)
         parts = [out.memory, out.final_h] + ([] if out.final_c is None else [out.final_c])
         loss = sum((p * torch.linspace(-1, 2, p.numel(), dtype=p.dtype).view_as(p)).sum() for p in parts)
         return parts + list(torch.autograd.grad(loss, [embedded, *encoder.parameters()]))
 
-    expected, got = run(0), run(chunk)
+    expected, got = run(False), run(True)
     assert len(expected) == len(got)
     for want, have in zip(expected, got):
         assert torch.allclose(have, want, rtol=0, atol=1e-12)

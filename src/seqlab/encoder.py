@@ -9,11 +9,12 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from seqlab.dropout import Dropout
+from seqlab.steplinear import WeightGradTape
 
 RNNS = {"lstm": nn.LSTM, "gru": nn.GRU}
 
-# Time steps per packed RNN call when training on CPU (0: one call); see Encoder.forward.
-CPU_CHUNK_STEPS = 6
+# Training on CPU runs the recurrence in Python through a weight-gradient tape; see Encoder.forward.
+TAPED_ON_CPU = True
 
 
 @dataclass(frozen=True)
@@ -57,16 +58,16 @@ class Encoder(nn.Module):
         Packing makes each sentence's states independent of the padding around
         it, which is what lets a sentence decode the same alone or in a batch.
 
-        Training on CPU runs the packed RNN a few time steps per call: PyTorch's
-        CPU kernel slices every step's input gates out of one (tokens, gates)
-        tensor, and each slice's backward writes and adds a zero-filled tensor of
-        that full size, quadratic in the source length (200 x 22 tokens, forward
-        and backward: 493 ms in one call, 425 ms in chunks of 6 steps). The
-        result is the same.
+        Training on CPU runs the recurrence itself (:func:`_taped`), the same
+        arithmetic as the module's packed kernel arranged for speed: both
+        directions step together as one batched product, the recurrent
+        weight's gradient is one product per sequence (a WeightGradTape)
+        instead of one per step, and every step's input gates are split from
+        one product without the kernel's per-step zero-filled gradient slices.
         """
         packed = pack_padded_sequence(self.dropout(embedded), lengths.cpu(), batch_first=True, enforce_sorted=False)
-        if CPU_CHUNK_STEPS and torch.is_grad_enabled() and embedded.device.type == "cpu":
-            data, h, c = _chunked(self.rnn, packed, steps=CPU_CHUNK_STEPS)
+        if TAPED_ON_CPU and torch.is_grad_enabled() and embedded.device.type == "cpu":
+            data, h, c = _taped(self.rnn, packed)
             out = PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
             # the chunks work in sorted order; the module's final states are in batch order
             h, c = h.index_select(1, packed.unsorted_indices), None if c is None else c.index_select(1, packed.unsorted_indices)
@@ -83,36 +84,81 @@ class Encoder(nn.Module):
         return torch.cat(tuple(state[-self.directions :]), dim=-1)
 
 
-def _chunked(rnn: nn.LSTM | nn.GRU, packed: PackedSequence, *, steps: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """``rnn(packed)`` computed ``steps`` time steps per call; rows in sorted (longest first) order.
+def _taped(rnn: nn.LSTM | nn.GRU, packed: PackedSequence) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """``rnn(packed)`` for training; rows in sorted (longest first) order.
 
     Returns the output data (tokens, D) and final h, c (layers * directions, B, H).
     The reverse direction runs forward over each sentence reversed within its
-    length, which is again a packed batch with the same batch sizes.
+    length, which is again a packed batch with the same batch sizes, so both
+    directions step together: one batched product and one set of gate
+    operations for the two.
     """
     sizes = packed.batch_sizes.tolist()
-    bounds = list(range(0, len(sizes), steps)) + [len(sizes)]
     offsets = torch.tensor([0, *sizes]).cumsum(0)
     reverse = _reversed_order(packed.batch_sizes, offsets) if rnn.bidirectional else None
-    starts = offsets.tolist()
+    lstm = isinstance(rnn, nn.LSTM)
     data, finals_h, finals_c = packed.data, [], []
     for layer in range(rnn.num_layers):
         if layer > 0 and rnn.dropout > 0 and rnn.training:
             data = nn.functional.dropout(data, rnn.dropout)
-        outs = []
-        for direction in ("", "_reverse") if rnn.bidirectional else ("",):
-            weights = [getattr(rnn, f"{name}_l{layer}{direction}") for name in _WEIGHTS]
-            x = data.index_select(0, reverse) if direction else data
-            out, h, c = _forward_in_chunks(rnn, x, weights, sizes=sizes, offsets=starts, bounds=bounds)
-            outs.append(out.index_select(0, reverse) if direction else out)  # the order is its own inverse
-            finals_h.append(h)
-            finals_c.append(c)
-        data = torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]
+        suffixes = ("", "_reverse") if rnn.bidirectional else ("",)
+        weight_ih, weight_hh, bias_ih, bias_hh = (
+            torch.stack([getattr(rnn, f"{name}_l{layer}{suffix}") for suffix in suffixes]) for name in _WEIGHTS
+        )
+        x = torch.stack((data, data.index_select(0, reverse))) if reverse is not None else data.unsqueeze(0)
+        # every step's input product at once: (directions, tokens, gates); an LSTM's two biases add up
+        bias = (bias_ih + bias_hh if lstm else bias_ih).unsqueeze(1)
+        gates_in = torch.baddbmm(bias, x, weight_ih.transpose(1, 2))
+        out, h, c = _recurrence(gates_in, weight_hh, None if lstm else bias_hh.unsqueeze(1), sizes=sizes)
+        data = torch.cat((out[0], out[1].index_select(0, reverse)), dim=-1) if reverse is not None else out[0]
+        finals_h.extend(h.unbind(0))
+        finals_c.extend([None] * h.size(0) if c is None else c.unbind(0))
     c = None if finals_c[0] is None else torch.stack(finals_c)
     return data, torch.stack(finals_h), c
 
 
 _WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+def _recurrence(
+    gates_in: torch.Tensor, weight_hh: torch.Tensor, gru_bias_hh: torch.Tensor | None, *, sizes: list[int]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """One layer's steps over packed rows, each direction its own batch entry.
+
+    gates_in: (Dir, tokens, G) input products plus biases; weight_hh: (Dir, G, H);
+    gru_bias_hh: (Dir, 1, G) for a GRU (its reset gate scales W_hh h + b_hh), None
+    for an LSTM; sizes: rows per step, non-increasing. Returns outputs (Dir,
+    tokens, H) and each row's final h and c (Dir, B, H) (c None for a GRU).
+    The recurrent product goes through a :class:`WeightGradTape`: its weight
+    gradient is one product per sequence, not one per step.
+    """
+    lstm = gru_bias_hh is None
+    tape = WeightGradTape([weight_hh])
+    h0 = gates_in.new_zeros(gates_in.size(0), sizes[0], weight_hh.size(-1))
+    h, gates_in = tape.anchor(h0, gates_in)
+    c = torch.zeros_like(h0) if lstm else None
+    outs, ended_h, ended_c = [], [], []
+    for n, step_in in zip(sizes, gates_in.split(sizes, dim=1)):
+        if n < h.size(1):  # rows n.. ended with the previous step; they are in length order
+            ended_h.append(h[:, n:])
+            h = h[:, :n]
+            if lstm:
+                ended_c.append(c[:, n:])
+                c = c[:, :n]
+        if lstm:
+            i, f, g, o = (tape.linear(weight_hh, h) + step_in).chunk(4, dim=-1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+        else:
+            x_r, x_z, x_n = step_in.chunk(3, dim=-1)
+            h_r, h_z, h_n = tape.linear(weight_hh, h, gru_bias_hh).chunk(3, dim=-1)
+            r, z = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
+            h = (1 - z) * torch.tanh(x_n + r * h_n) + z * h
+        outs.append(h)
+    # the rows that end last are the longest: first in sorted order
+    final_h = torch.cat([h, *ended_h[::-1]], dim=1)
+    final_c = torch.cat([c, *ended_c[::-1]], dim=1) if lstm else None
+    return torch.cat(outs, dim=1), final_h, final_c
 
 
 def _reversed_order(batch_sizes: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
@@ -126,37 +172,3 @@ def _reversed_order(batch_sizes: torch.Tensor, offsets: torch.Tensor) -> torch.T
     row = torch.arange(time.numel()) - offsets[time]
     lengths = (batch_sizes.unsqueeze(0) > torch.arange(int(batch_sizes[0])).unsqueeze(1)).sum(1)  # (B,) sorted
     return offsets[lengths[row] - 1 - time] + row
-
-
-def _forward_in_chunks(
-    rnn: nn.LSTM | nn.GRU, data: torch.Tensor, weights: list[torch.Tensor], *, sizes: list[int], offsets: list[int], bounds: list[int]
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """One layer, forward in time, over chunks [a, b) of steps, carrying the state between them.
-
-    data: (tokens, D_in) packed; sizes: rows per step; offsets: each step's first
-    packed position (and the total); bounds: chunk edges. Returns (tokens, H)
-    outputs and each row's final h and c (B, H) (c None for a GRU).
-
-    Rows are sorted longest first, so chunk [a, b) has sizes[a] rows, of which
-    the first sizes[b] continue into the next chunk and the others end inside
-    it, with the chunk's final state. The state is (h, c) for an LSTM, (h,) for a GRU.
-    """
-    lstm = isinstance(rnn, nn.LSTM)
-    outs, ended = [], []
-    state = (data.new_zeros(1, sizes[0], rnn.hidden_size),) * (2 if lstm else 1)
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        rows, carried = sizes[a], sizes[b] if b < len(sizes) else 0
-        start = tuple(part[:, :rows] for part in state)
-        x, chunk_sizes = data[offsets[a] : offsets[b]], torch.tensor(sizes[a:b])
-        # the packed-input op behind nn.LSTM / nn.GRU: (input, batch_sizes, hx, params,
-        # has_biases, num_layers, dropout, train, bidirectional)
-        if lstm:
-            out, *state = torch.lstm(x, chunk_sizes, start, weights, True, 1, 0.0, rnn.training, False)
-        else:
-            out, h = torch.gru(x, chunk_sizes, start[0], weights, True, 1, 0.0, rnn.training, False)
-            state = [h]
-        outs.append(out)
-        ended.append(tuple(part[:, carried:rows] for part in state))
-    # the rows that end last are the longest: first in sorted order
-    final = [torch.cat(parts, dim=1)[0] for parts in zip(*ended[::-1])]
-    return torch.cat(outs), final[0], final[1] if lstm else None

@@ -45,7 +45,8 @@ class WeightGradTape:
         self._calls = 0
 
     def linear(self, weight: torch.Tensor, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-        """``x @ weight.T (+ bias)``; weight: (out, in) one of the weights the tape was made with; x: (N, in)."""
+        """``x @ weight.T (+ bias)``; weight: (out, in) one of the weights the tape was made with; x: (N, in).
+        Or batched: weight (D, out, in), x (D, N, in)."""
         self._calls += 1
         slot = self._slot[id(weight)]
         out = _TapedMatmul.apply(x, self.weights[slot].detach(), self, slot)
@@ -83,7 +84,7 @@ class WeightGradTape:
         if recorded != self._calls:
             raise RuntimeError(f"weight-gradient tape: {recorded} of {self._calls} steps reached before the anchor")
         grads = [
-            torch.cat(g).t().matmul(torch.cat(x)).to(w.dtype) if g else None
+            torch.cat(g, dim=-2).transpose(-1, -2).matmul(torch.cat(x, dim=-2)).to(w.dtype) if g else None
             for w, x, g in zip(self.weights, self._inputs, self._grads)
         ]
         if self.values is not None:
@@ -117,7 +118,7 @@ class _TapedMatmul(torch.autograd.Function):
         ctx.save_for_backward(x_c, w_c)
         ctx.tape, ctx.slot, ctx.x_dtype = tape, slot, x.dtype
         with torch.autocast(x.device.type, enabled=False):
-            return x_c.matmul(w_c.t())
+            return x_c.matmul(w_c.transpose(-1, -2))
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
