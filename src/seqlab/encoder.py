@@ -146,7 +146,7 @@ def _recurrence(
                 ended_c.append(c[:, n:])
                 c = c[:, :n]
         if lstm:
-            i, f, g, o = (tape.linear(weight_hh, h) + step_in).chunk(4, dim=-1)
+            i, f, g, o = tape.linear(weight_hh, h, step_in).chunk(4, dim=-1)
             c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
             h = torch.sigmoid(o) * torch.tanh(c)
         else:

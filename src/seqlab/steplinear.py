@@ -46,11 +46,14 @@ class WeightGradTape:
 
     def linear(self, weight: torch.Tensor, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         """``x @ weight.T (+ bias)``; weight: (out, in) one of the weights the tape was made with; x: (N, in).
-        Or batched: weight (D, out, in), x (D, N, in)."""
+        Or batched: weight (D, out, in), x (D, N, in). bias: anything that broadcasts to the
+        product (a bias vector, or a precomputed (N, out) term), added by the matmul itself."""
         self._calls += 1
         slot = self._slot[id(weight)]
-        out = _TapedMatmul.apply(x, self.weights[slot].detach(), self, slot)
-        return out if bias is None else out + bias
+        weight = self.weights[slot].detach()
+        if bias is not None and bias.dtype != _compute_dtype(x):  # autocast: the sum follows type promotion
+            return _TapedMatmul.apply(x, weight, None, self, slot) + bias
+        return _TapedMatmul.apply(x, weight, bias, self, slot)
 
     def attend(self, weights: torch.Tensor) -> torch.Tensor:
         """``weights @ values`` for this step. weights: (B, W, S) -> (B, W, D); W queries per source."""
@@ -112,20 +115,27 @@ class _TapedMatmul(torch.autograd.Function):
     """x @ weight.T whose backward gives x its gradient now and leaves the weight's to the tape."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, tape: WeightGradTape, slot: int) -> torch.Tensor:
+    def forward(
+        ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, tape: WeightGradTape, slot: int
+    ) -> torch.Tensor:
         dtype = _compute_dtype(x)  # follow autocast as nn.Linear would
         x_c, w_c = x.to(dtype), weight.to(dtype)
         ctx.save_for_backward(x_c, w_c)
         ctx.tape, ctx.slot, ctx.x_dtype = tape, slot, x.dtype
+        ctx.bias_shape = None if bias is None else bias.shape
         with torch.autocast(x.device.type, enabled=False):
-            return x_c.matmul(w_c.transpose(-1, -2))
+            if bias is None:
+                return x_c.matmul(w_c.transpose(-1, -2))
+            add = torch.addmm if x_c.dim() == 2 else torch.baddbmm
+            return add(bias, x_c, w_c.transpose(-1, -2))
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         x_c, w_c = ctx.saved_tensors
+        grad_bias = None if ctx.bias_shape is None else grad.sum_to_size(ctx.bias_shape)
         grad = grad.to(w_c.dtype)
         ctx.tape.record(ctx.slot, x_c, grad)
-        return grad.matmul(w_c).to(ctx.x_dtype), None, None, None
+        return grad.matmul(w_c).to(ctx.x_dtype), None, grad_bias, None, None
 
 
 class _TapedContext(torch.autograd.Function):
