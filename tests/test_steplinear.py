@@ -84,6 +84,16 @@ def test_taped_gradients_under_bf16_autocast_are_as_accurate_as_plain_autocast(m
         assert taped_err <= 1.5 * plain_err + 1e-3 * exact[name].norm().item(), name
 
 
+def test_under_bf16_autocast_the_recurrent_states_stay_fp32() -> None:
+    """The products run in bf16, but gates sum and cell states carry over steps in fp32."""
+    model, batch = model_and_batch(dict(rnn_type="lstm", attention="bahdanau"), dtype=torch.float32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        state = model.encode(batch.src, batch.src_lengths)
+        steps = model.decoder.teacher_force(model.tgt_embed(batch.tgt_in), state)
+    assert state.memory.dtype == torch.float32
+    assert steps[-1].state.cell.dtype == torch.float32 and steps[-1].state.hidden.dtype == torch.float32
+
+
 def test_no_tape_without_gradients() -> None:
     model, batch = model_and_batch(CONFIGS[0])
     with torch.no_grad():

@@ -205,8 +205,10 @@ class Decoder(nn.Module):
         first = self.cells[0]
         embed_part = first.weight_ih[:, : embedded.size(-1)]
         bias = first.bias_ih + first.bias_hh if self.lstm else first.bias_ih
+        # in the parameters' dtype: under autocast the gates then sum in fp32 and the cell state stays fp32
+        inputs = torch.nn.functional.linear(embedded, embed_part, bias).to(bias.dtype)
         steps = []
-        for inputs in torch.nn.functional.linear(embedded, embed_part, bias).unbind(1):
+        for inputs in inputs.unbind(1):
             steps.append(self._taped_step(inputs, state, weights, tape))
             state = steps[-1].state
         return steps

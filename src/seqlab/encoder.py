@@ -108,7 +108,8 @@ def _taped(rnn: nn.LSTM | nn.GRU, packed: PackedSequence) -> tuple[torch.Tensor,
         x = torch.stack((data, data.index_select(0, reverse))) if reverse is not None else data.unsqueeze(0)
         # every step's input product at once: (directions, tokens, gates); an LSTM's two biases add up
         bias = (bias_ih + bias_hh if lstm else bias_ih).unsqueeze(1)
-        gates_in = torch.baddbmm(bias, x, weight_ih.transpose(1, 2))
+        # in the parameters' dtype: under autocast the gates then sum in fp32 and the cell state stays fp32
+        gates_in = torch.baddbmm(bias, x, weight_ih.transpose(1, 2)).to(bias.dtype)
         out, h, c = _recurrence(gates_in, weight_hh, None if lstm else bias_hh.unsqueeze(1), sizes=sizes)
         data = torch.cat((out[0], out[1].index_select(0, reverse)), dim=-1) if reverse is not None else out[0]
         finals_h.extend(h.unbind(0))
