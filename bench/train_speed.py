@@ -31,6 +31,8 @@ from seqlab.training import make_optimizer
 
 from report import write_results
 
+JOEYNMT_TOKENS_PER_SEC = 850  # fp32 on the 2-core CPU machines; meaningful only for the default CPU shapes
+
 
 
 def matmul_peak(dtype: torch.dtype, device: torch.device, repeats: int = 10) -> float:
@@ -145,7 +147,11 @@ def main(embed: int, hidden: int, vocab: int, batch_size: int, src_len: int, tgt
         "tokens_per_sec_fp32": round(fp32),
         "tokens_per_sec_fp32_each_round": [round(r[2]) for r in rounds],
         "tokens_per_sec_bf16_autocast": round(bf16),
+        "tokens_per_sec_bf16_each_round": [round(r[3]) for r in rounds],
         "fraction_of_fp32_peak": round(fp32 * flops / 1e9 / peak32, 3),
+        # JoeyNMT 2.3, this architecture on Multi30k, 64-sentence batches, these 2 cores (issue 3's anchor)
+        "fp32_times_joeynmt_850": round(fp32 / JOEYNMT_TOKENS_PER_SEC, 2),
+        "bf16_times_joeynmt_850": round(bf16 / JOEYNMT_TOKENS_PER_SEC, 2),
         "fraction_of_bf16_peak": round(bf16 * flops / 1e9 / peak16, 3),
     }
     write_results(f"train_speed-{name}", f"Training throughput, {name} (`python bench/train_speed.py`)", result)

@@ -69,7 +69,7 @@ class Encoder(nn.Module):
         if TAPED_ON_CPU and torch.is_grad_enabled() and embedded.device.type == "cpu":
             data, h, c = _taped(self.rnn, packed)
             out = PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
-            # the chunks work in sorted order; the module's final states are in batch order
+            # the taped recurrence works in sorted order; the module's final states are in batch order
             h, c = h.index_select(1, packed.unsorted_indices), None if c is None else c.index_select(1, packed.unsorted_indices)
         else:
             out, final = self.rnn(packed)
