@@ -165,11 +165,11 @@ def test_every_variant_steps_like_it_trains(overrides: dict) -> None:
     model = tiny_model(**overrides)
     src, lengths = batch([5, 2])
     tgt_in = torch.tensor([[BOS_ID, 5, 6, 7], [BOS_ID, 8, 9, 4]])
-    out = model(src, lengths, tgt_in)  # with gradients: training's path (tape, plain combine layer)
+    out = model(src, lengths, tgt_in)  # with gradients: training's taped path (fused products)
     assert torch.allclose(out.log_probs.logsumexp(-1), torch.zeros(2, 4), atol=1e-4)
     with torch.no_grad():
         state = model.encode(src, lengths)
-        # search's cheaper combine (context half applied to the memory once), except where copying needs the context
+        # the cheaper combine (context half applied to the memory once), except where copying needs the context
         assert (state.memory_out is None) == bool(overrides.get("copy"))
         for t in range(tgt_in.size(1)):
             step = model.decode_step(tgt_in[:, t], state)
