@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from seqlab.attention import build_attention
+from seqlab.cells import gru_update, lstm_update
 from seqlab.dropout import Dropout
 from seqlab.steplinear import WeightGradTape
 
@@ -249,16 +250,11 @@ class Decoder(nn.Module):
             extra = first_inputs if layer == 0 else weights.biases[layer]
             if self.lstm:
                 both = h_prev if x is None else torch.cat((x, h_prev), dim=-1)
-                i, f, g, o = tape.linear(weights.recurrent[layer], both, extra).chunk(4, dim=-1)
-                c = torch.sigmoid(f) * state.cell[layer] + torch.sigmoid(i) * torch.tanh(g)
-                h = torch.sigmoid(o) * torch.tanh(c)
+                h, c = lstm_update(tape.linear(weights.recurrent[layer], both, extra), state.cell[layer])
                 cells.append(c)
             else:
                 gi = extra if x is None else tape.linear(weights.inputs[layer], x, extra)
-                x_r, x_z, x_n = gi.chunk(3, dim=-1)
-                h_r, h_z, h_n = tape.linear(weights.recurrent[layer], h_prev, self.cells[layer].bias_hh).chunk(3, dim=-1)
-                r, z = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
-                h = (1 - z) * torch.tanh(x_n + r * h_n) + z * h_prev
+                h = gru_update(gi, tape.linear(weights.recurrent[layer], h_prev, self.cells[layer].bias_hh), h_prev)
             hiddens.append(h)
             x = self.dropout(h) if layer + 1 < len(self.cells) else None
         if weights.combine is not None:  # copying reads the context itself

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from seqlab.cells import gru_update, lstm_update
 from seqlab.dropout import Dropout
 from seqlab.steplinear import WeightGradTape
 
@@ -147,14 +148,9 @@ def _recurrence(
                 ended_c.append(c[:, n:])
                 c = c[:, :n]
         if lstm:
-            i, f, g, o = tape.linear(weight_hh, h, step_in).chunk(4, dim=-1)
-            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-            h = torch.sigmoid(o) * torch.tanh(c)
+            h, c = lstm_update(tape.linear(weight_hh, h, step_in), c)
         else:
-            x_r, x_z, x_n = step_in.chunk(3, dim=-1)
-            h_r, h_z, h_n = tape.linear(weight_hh, h, gru_bias_hh).chunk(3, dim=-1)
-            r, z = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
-            h = (1 - z) * torch.tanh(x_n + r * h_n) + z * h
+            h = gru_update(step_in, tape.linear(weight_hh, h, gru_bias_hh), h)
         outs.append(h)
     # the rows that end last are the longest: first in sorted order
     final_h = torch.cat([h, *ended_h[::-1]], dim=1)
