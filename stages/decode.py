@@ -8,11 +8,12 @@ from seqlab.config import load_config
 from seqlab.data import read_lines
 from seqlab.errors import run_stage
 from seqlab.heatmaps import translation_heatmaps
-from seqlab.runtime import pick_device, seed_everything
+from seqlab.runtime import limit_kernel_cache, pick_device, seed_everything
 from seqlab.translate import translate
 
 
 def main() -> None:
+    limit_kernel_cache()
     config = load_config()
     seed_everything(config.seed)
     device = pick_device(config.decode.device)

@@ -11,7 +11,7 @@ from seqlab.config import as_dict, load_config
 from seqlab.data import read_parallel
 from seqlab.errors import run_stage
 from seqlab.preprocess import read_encoded
-from seqlab.runtime import pick_device, seed_everything, set_threads
+from seqlab.runtime import limit_kernel_cache, pick_device, seed_everything, set_threads
 from seqlab.tokenizer import load_tokenizer
 from seqlab.trainstate import fingerprint, load_state, trim_live_log
 from seqlab.training import Outputs, train
@@ -20,6 +20,7 @@ from seqlab.training import Outputs, train
 def main() -> None:
     # SIGTERM ends the run like Ctrl-C, so no temporary file is left behind; the saved state stays.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    limit_kernel_cache()
     config = load_config()
     seed_everything(config.seed)
     set_threads(config.train.threads)

@@ -129,7 +129,7 @@ def translate(model_path: Path, input_file: Any, output_file: Any, max_src_len: 
     from tqdm import tqdm
 
     from seqlab.checkpoint import load_checkpoint
-    from seqlab.runtime import pick_device
+    from seqlab.runtime import limit_kernel_cache, pick_device
     from seqlab.translate import bf16_copy
     from seqlab.translate import translate as run_translate
 
@@ -137,6 +137,7 @@ def translate(model_path: Path, input_file: Any, output_file: Any, max_src_len: 
         config = DecodeConfig(**search)
     except ConfigError as err:
         raise click.UsageError(str(err).replace("decode.", "--").replace("_", "-")) from None
+    limit_kernel_cache()
     device = pick_device(config.device)
     loaded = load_checkpoint(model_path, device=device)
     model = bf16_copy(loaded.model) if config.cpu_bf16 and device.type == "cpu" else loaded.model  # once, not per chunk
