@@ -25,9 +25,12 @@ for rows in [*range(32, 32 + {ONEDNN_CACHE_CAPACITY} + 1), 32]:
 """
 
 
-def kernel_creations(env: dict[str, str]) -> list[str]:
-    """oneDNN's own account (ONEDNN_VERBOSE) of each matmul kernel it built or found in its cache."""
-    env = {**os.environ, **env, "ONEDNN_VERBOSE": "all"}
+def kernel_creations(capacity: str | None) -> list[str]:
+    """oneDNN's own account (ONEDNN_VERBOSE) of each matmul kernel it built or found in its cache,
+    with ONEDNN_PRIMITIVE_CACHE_CAPACITY set to ``capacity`` beforehand, or unset (None)."""
+    env = {k: v for k, v in os.environ.items() if k != VARIABLE} | {"ONEDNN_VERBOSE": "all"}
+    if capacity is not None:
+        env[VARIABLE] = capacity
     out = subprocess.run([sys.executable, "-c", REVISIT], env=env, capture_output=True, text=True, check=True).stdout
     return [line.split(",")[3] for line in out.splitlines() if ",create:" in line and ",matmul," in line]
 
@@ -42,11 +45,10 @@ def test_limit_kernel_cache_sets_the_bound_unless_the_user_did(monkeypatch):
 
 
 def test_onednn_evicts_kernels_beyond_the_bound():
-    env = {k: v for k, v in os.environ.items() if k != VARIABLE}
-    bounded = kernel_creations(env)
+    bounded = kernel_creations(None)
     assert len(bounded) == ONEDNN_CACHE_CAPACITY + 2
     assert bounded[-1] == "create:cache_miss"  # the first shape's kernel was evicted: the bound is in force
-    unbounded = kernel_creations({**env, VARIABLE: "1024"})
+    unbounded = kernel_creations("1024")
     assert unbounded[-1] == "create:cache_hit"  # the user's setting wins, and a large cache keeps it
 
 

@@ -44,8 +44,8 @@ def set_threads(threads: int) -> None:
 # oneDNN, which runs bf16 matmuls on the CPU, keeps a compiled kernel and its buffers for each
 # input shape it meets, up to 1,024 of them by default. Length-bucketed batches bring new
 # shapes nearly every step, so over a Multi30k run that cache took bf16 training to 7.6 GB
-# (fp32 runs through MKL: 1.6 GB). Bounded at 64, 150 steps of varied shapes peaked at
-# 2.2 GB instead of 3.8 GB at the same speed (bench on this machine); 0 (no cache) was 45% slower.
+# (fp32 runs through MKL: 1.6 GB). Bounded at 64, the same run peaked at 3.1 GB, and 150 steps
+# of varied shapes at 2.2 GB instead of 3.8 at the same speed; 0 (no cache) was 45% slower.
 ONEDNN_CACHE_CAPACITY = 64
 
 
