@@ -23,7 +23,7 @@ import time
 import click
 import torch
 
-from seqlab.batching import make_batch
+from seqlab.batching import Batch, make_batch
 from seqlab.config import ModelConfig, TrainConfig
 from seqlab.model import build_model, count_parameters
 from seqlab.loss import batch_loss
@@ -58,8 +58,8 @@ def _time(fn, device: torch.device) -> float:
 
 
 def flops_per_target_token(c: ModelConfig, *, vocab: int, src_per_tgt: float, src_len: float) -> float:
-    """``vocab``: outputs of the output layer."""
-    """Training FLOPs per target token: 2 x multiply-adds x 3 (forward, and backward at twice the forward)."""
+    """Training FLOPs per target token: 2 x multiply-adds x 3 (forward, and backward at twice the forward).
+    vocab: outputs of the output layer; src_per_tgt: source over target tokens; src_len: mean source length."""
     h, e, a, d = c.hidden_dim, c.embed_dim, c.attention_dim, c.memory_dim
     gates = 4 if c.rnn_type == "lstm" else 3
     dirs = 2 if c.bidirectional else 1
@@ -72,22 +72,23 @@ def flops_per_target_token(c: ModelConfig, *, vocab: int, src_per_tgt: float, sr
     return 2 * macs * 3
 
 
+def train_step(model, optimizer, batch: Batch, *, bf16: bool, smoothing: float = 0.0) -> None:
+    """One update as training makes it (loss over target tokens, norm clipping at 1, the optimizer's step)."""
+    ctx = torch.autocast(batch.src.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    with ctx:
+        loss = batch_loss(model, batch, smoothing=smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    (loss / batch.n_tokens).backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+
+
 def throughput(model, batches, *, bf16: bool, steps: int, device: torch.device) -> float:
     optimizer = make_optimizer(model, TrainConfig())  # what training uses, fused Adam included
-    ctx = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     tokens, elapsed = 0, 0.0
     for i in range(steps + 2):
         batch = batches[i % len(batches)]
-
-        def step() -> None:
-            with ctx:
-                loss = batch_loss(model, batch)
-            optimizer.zero_grad(set_to_none=True)
-            (loss / batch.n_tokens).backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-
-        seconds = _time(step, device)
+        seconds = _time(lambda: train_step(model, optimizer, batch, bf16=bf16), device)
         if i >= 2:  # the first steps allocate and choose kernels
             elapsed += seconds
             tokens += batch.n_tokens
