@@ -72,14 +72,15 @@ def flops_per_target_token(c: ModelConfig, *, vocab: int, src_per_tgt: float, sr
     return 2 * macs * 3
 
 
-def train_step(model, optimizer, batch: Batch, *, bf16: bool, smoothing: float = 0.0) -> None:
-    """One update as training makes it (loss over target tokens, norm clipping at 1, the optimizer's step)."""
+def train_step(model, optimizer, batch: Batch, *, bf16: bool, smoothing: float = 0.0, clip_norm: float = 1.0) -> None:
+    """One update as training makes it (loss over target tokens, norm clipping, the optimizer's step)."""
     ctx = torch.autocast(batch.src.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     with ctx:
         loss = batch_loss(model, batch, smoothing=smoothing)
     optimizer.zero_grad(set_to_none=True)
     (loss / batch.n_tokens).backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    if clip_norm > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
     optimizer.step()
 
 

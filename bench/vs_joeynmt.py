@@ -40,7 +40,7 @@ import numpy as np
 import torch
 import yaml
 
-from seqlab.batching import Batch, make_batch
+from seqlab.batching import EncodedSplit
 from seqlab.config import Config, load_config
 from seqlab.data import ParallelText, read_lines
 from seqlab.model import build_model, output_pieces
@@ -103,7 +103,7 @@ def run_joeynmt(python: str, cfg_path: Path, work: Path) -> list[float]:
     return rates
 
 
-def seqlab_rates(config: Config, pairs: ParallelText, order: Iterator[np.ndarray], *, output_ids: torch.Tensor,
+def seqlab_rates(config: Config, pairs: EncodedSplit, order: Iterator[np.ndarray], *, output_ids: torch.Tensor,
                  vocab: int, steps: int, log_every: int) -> list[float]:
     """Tokens per second per window of ``log_every`` updates of a fresh model, batches built in the loop."""
     torch.manual_seed(config.seed)
@@ -111,9 +111,9 @@ def seqlab_rates(config: Config, pairs: ParallelText, order: Iterator[np.ndarray
     optimizer = make_optimizer(model, config.train)
     rates, tokens, start = [], 0, time.perf_counter()
     for step in range(1, steps + 1):
-        indices = next(order)
-        batch: Batch = make_batch([pairs.src[i] for i in indices], [pairs.tgt[i] for i in indices])
-        train_step(model, optimizer, batch, bf16=False, smoothing=config.train.label_smoothing)
+        batch = pairs.batch(next(order))
+        train_step(model, optimizer, batch, bf16=False, smoothing=config.train.label_smoothing,
+                   clip_norm=config.train.clip_norm)
         tokens += batch.n_tokens
         if step % log_every == 0:
             rates.append(tokens / (time.perf_counter() - start))
@@ -157,7 +157,7 @@ def main(joeynmt_python: str, data_dir: str, config_path: str, steps: int, log_e
         tokenizer = train_tokenizer(ParallelText(src=text["train.de"], tgt=text["train.en"]), config.tokenizer,
                                     seed=config.seed)
         (work / "sp.model").write_bytes(tokenizer.src_model)
-        pairs = ParallelText(src=[np.array(ids) for ids in tokenizer.encode_src(text["train.de"])],
+        pairs = EncodedSplit(src=[np.array(ids) for ids in tokenizer.encode_src(text["train.de"])],
                              tgt=[np.array(ids) for ids in tokenizer.encode_tgt(text["train.en"])])
         output_ids = output_pieces(pairs.tgt, tokenizer.tgt_vocab_size)
         tgt_lengths = np.array([len(t) for t in pairs.tgt])
