@@ -34,7 +34,6 @@ from report import write_results
 JOEYNMT_TOKENS_PER_SEC = 850  # fp32 on the 2-core CPU machines; meaningful only for the default CPU shapes
 
 
-
 def matmul_peak(dtype: torch.dtype, device: torch.device, repeats: int = 10) -> float:
     """GFLOP/s of an n x n matmul in ``dtype`` (best of ``repeats``); n is 2048 on CPU, 8192 on a GPU."""
     n = 8192 if device.type == "cuda" else 2048
@@ -70,6 +69,22 @@ def flops_per_target_token(c: ModelConfig, *, vocab: int, src_per_tgt: float, sr
     output = (h + d) * h + h * vocab  # combine layer and output projection
     macs = decoder + attention + output + src_per_tgt * encoder
     return 2 * macs * 3
+
+
+def synthetic_batches(*, batch_size: int, src_len: int, tgt_len: int, vocab: int, outputs: int,
+                      count: int = 8) -> list[Batch]:
+    """``count`` batches of ``batch_size`` random sentence pairs with Multi30k-like lengths (normal around
+    ``tgt_len``, sources ``src_len / tgt_len`` as long), bucketed by length into batches as training's
+    token batching does, so padding stays small. Targets are drawn from the first ``outputs`` ids."""
+    g = torch.Generator().manual_seed(0)
+    n = count * batch_size
+    tgt_lens = torch.normal(float(tgt_len), tgt_len / 3, (n,), generator=g).clamp(min=2).long()
+    src_lens = (tgt_lens.float() * src_len / tgt_len + torch.randn(n, generator=g)).clamp(min=2).long()
+    order = torch.argsort(tgt_lens * 1000 + src_lens).tolist()
+    pairs = [(torch.randint(4, vocab, (int(src_lens[i]),), generator=g).numpy(),
+              torch.randint(4, outputs, (int(tgt_lens[i]),), generator=g).numpy()) for i in order]
+    return [make_batch([s for s, _ in chunk], [t for _, t in chunk])
+            for chunk in (pairs[i : i + batch_size] for i in range(0, n, batch_size))]
 
 
 def train_step(model, optimizer, batch: Batch, *, bf16: bool, smoothing: float = 0.0, clip_norm: float = 1.0) -> None:
@@ -119,17 +134,8 @@ def main(embed: int, hidden: int, vocab: int, batch_size: int, src_len: int, tgt
     output_ids = torch.arange(output_vocab) if output_vocab else None
     outputs = output_vocab or vocab
     model = build_model(config, src_vocab=vocab, tgt_vocab=vocab, output_ids=output_ids).train().to(device)
-    g = torch.Generator().manual_seed(0)
-    # Sentence pairs with Multi30k-like lengths, bucketed by length into batches of
-    # `batch` sentences as training's token batching does, so padding stays small.
-    count = 8 * batch_size
-    tgt_lens = torch.normal(float(tgt_len), tgt_len / 3, (count,), generator=g).clamp(min=2).long()
-    src_lens = (tgt_lens.float() * src_len / tgt_len + torch.randn(count, generator=g)).clamp(min=2).long()
-    order = torch.argsort(tgt_lens * 1000 + src_lens).tolist()
-    pairs = [(torch.randint(4, vocab, (int(src_lens[i]),), generator=g).numpy(),
-              torch.randint(4, outputs, (int(tgt_lens[i]),), generator=g).numpy()) for i in order]
-    batches = [make_batch([s for s, _ in chunk], [t for _, t in chunk])
-               for chunk in (pairs[i : i + batch_size] for i in range(0, count, batch_size))]
+    batches = synthetic_batches(batch_size=batch_size, src_len=src_len, tgt_len=tgt_len, vocab=vocab,
+                                outputs=outputs)
     batches = [batch.to(device) for batch in batches]
     rounds = [(matmul_peak(torch.float32, device), matmul_peak(torch.bfloat16, device),
                throughput(model, batches, bf16=False, steps=steps, device=device),
