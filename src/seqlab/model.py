@@ -64,6 +64,8 @@ class Seq2Seq(nn.Module):
         if (config.output_vocab == "target") != (output_ids is not None):
             raise ValueError("output_ids go with model.output_vocab: target, and only with it")
         self.register_buffer("output_ids", None if output_ids is None else output_ids.long().clone())
+        # host copy for piece_ids: reading the buffer per hypothesis would sync with the GPU each time
+        self._output_table = None if output_ids is None else output_ids.long().tolist()
         index = None
         if output_ids is not None:  # piece id -> output index; pieces no training target uses count as UNK
             index = torch.full((tgt_vocab,), UNK_ID, dtype=torch.long)
@@ -161,7 +163,7 @@ class Seq2Seq(nn.Module):
 
     def piece_ids(self, outputs: list[int]) -> list[int]:
         """A finished hypothesis' output indices as piece ids, for the tokenizer."""
-        return outputs if self.output_ids is None else self.output_ids.cpu()[outputs].tolist()
+        return outputs if self._output_table is None else [self._output_table[i] for i in outputs]
 
     def decode_step(self, prev_tokens: torch.Tensor, state: DecoderState) -> StepOutput:
         """prev_tokens: (N,) last emitted output indices. Next-token log-probabilities (N, V_out) for each row."""
