@@ -44,12 +44,13 @@ from seqlab.model import build_model
 from seqlab.training import make_optimizer
 
 from report import write_results
-from train_speed import flops_per_target_token, matmul_peak, synthetic_batches, train_step
+from train_speed import flops_per_target_token, matmul_peak, seconds, synthetic_batches, train_step
 
 ROOT = Path(__file__).resolve().parent.parent
 aten = torch.ops.aten
 MATMULS = {aten.mm.default, aten.addmm.default, aten.bmm.default, aten.baddbmm.default,
            aten.mv.default, aten.addmv.default, aten.dot.default}
+CPU = torch.device("cpu")
 OPTIMIZER_OPS = ("_fused_adam", "_foreach_")  # Adam's update, clip_grad_norm_'s norms and scaling
 
 
@@ -87,14 +88,14 @@ class MatmulRecorder(TorchDispatchMode):
         kwargs = kwargs or {}
         start = time.perf_counter()
         out = func(*args, **kwargs)
-        seconds = time.perf_counter() - start
+        took = time.perf_counter() - start
         if func in MATMULS:
             layouts = tuple((tuple(a.shape), a.stride()) for a in args if isinstance(a, torch.Tensor))
-            self.calls.append(Call(func, layouts, matmul_flops(func, out, args), seconds))
+            self.calls.append(Call(func, layouts, matmul_flops(func, out, args), took))
         elif func.__name__.startswith(OPTIMIZER_OPS):
-            self.optimizer_seconds += seconds
+            self.optimizer_seconds += took
         else:
-            self.other_seconds += seconds
+            self.other_seconds += took
         return out
 
 
@@ -108,13 +109,12 @@ def replay(calls: list[Call], repeats: int = 3) -> float:
                 extent = 1 + sum((n - 1) * st for n, st in zip(shape, stride))
                 tensors[shape, stride] = torch.randn(extent).as_strided(shape, stride)
     arguments = [[tensors[layout] for layout in call.layouts] for call in calls]
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
+
+    def run() -> None:
         for call, args in zip(calls, arguments):
             call.op(*args)
-        best = min(best, time.perf_counter() - start)
-    return best
+
+    return min(seconds(run, CPU) for _ in range(repeats))
 
 
 def updates(config: Config, model_config: ModelConfig, batches: list[Batch], *, vocab: int, outputs: int):
@@ -129,12 +129,6 @@ def updates(config: Config, model_config: ModelConfig, batches: list[Batch], *, 
                        clip_norm=config.train.clip_norm)
 
     return run
-
-
-def _seconds(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def shape_classes(calls: list[Call], top: int = 8) -> list[str]:
@@ -177,13 +171,11 @@ def main(config_path: str, vocab: int, output_vocab: int, batch_size: int, src_l
     steps()  # allocation and kernel choice
     overhead_steps()
     work = tokens * flops / len(batches)  # FLOPs per batch
-    peak = lambda: matmul_peak(torch.float32, torch.device("cpu")) * 1e9  # noqa: E731
+    peak = lambda: matmul_peak(torch.float32, CPU) * 1e9  # noqa: E731
     rounds_out = []
     for _ in range(rounds):  # each time against a peak measured just before it: the machine drifts
         peak_step = peak()
-        start = time.perf_counter()
-        steps()
-        step = (time.perf_counter() - start) / len(batches)
+        step = seconds(steps, CPU) / len(batches)
         peak_recorded = peak()
         with MatmulRecorder() as recorder:
             steps()
@@ -191,7 +183,7 @@ def main(config_path: str, vocab: int, output_vocab: int, batch_size: int, src_l
         optimizer_update, other = (x / len(batches) for x in (recorder.optimizer_seconds, recorder.other_seconds))
         peak_replay = peak()
         isolated = replay(recorder.calls) / len(batches)
-        overhead = min(_seconds(overhead_steps) for _ in range(3)) / len(batches)
+        overhead = min(seconds(overhead_steps, CPU) for _ in range(3)) / len(batches)
         share = matmuls / (matmuls + optimizer_update + other + overhead)
         fraction = work / step / peak_step
         rounds_out.append({

@@ -39,7 +39,7 @@ def matmul_peak(dtype: torch.dtype, device: torch.device, repeats: int = 10) -> 
     n = 8192 if device.type == "cuda" else 2048
     a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
     torch.matmul(a, b)
-    best = min(_time(lambda: torch.matmul(a, b), device) for _ in range(repeats))
+    best = min(seconds(lambda: torch.matmul(a, b), device) for _ in range(repeats))
     return 2 * n**3 / best / 1e9
 
 
@@ -48,7 +48,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def _time(fn, device: torch.device) -> float:
+def seconds(fn, device: torch.device) -> float:
+    """Wall seconds of ``fn()``, the device synchronised before and after."""
     _sync(device)
     start = time.perf_counter()
     fn()
@@ -104,9 +105,9 @@ def throughput(model, batches, *, bf16: bool, steps: int, device: torch.device) 
     tokens, elapsed = 0, 0.0
     for i in range(steps + 2):
         batch = batches[i % len(batches)]
-        seconds = _time(lambda: train_step(model, optimizer, batch, bf16=bf16), device)
+        took = seconds(lambda: train_step(model, optimizer, batch, bf16=bf16), device)
         if i >= 2:  # the first steps allocate and choose kernels
-            elapsed += seconds
+            elapsed += took
             tokens += batch.n_tokens
     return tokens / elapsed
 
