@@ -27,14 +27,13 @@ import click
 import sacrebleu
 import torch
 import yaml
-
-from seqlab.checkpoint import load_checkpoint
-from seqlab.config import DecodeConfig, load_config
-from seqlab.data import read_lines
-from seqlab.translate import translate
-
 from report import write_results
 
+from seqlab.core.config import load_config
+from seqlab.core.run_config import DecodeConfig
+from seqlab.core.text import read_lines
+from seqlab.model.checkpoint import load_checkpoint
+from seqlab.search.texts import translate
 
 
 def timed(lines: list[str], loaded, config: DecodeConfig, device: torch.device) -> tuple[float, list[str]]:

@@ -36,15 +36,15 @@ from pathlib import Path
 
 import click
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-
-from seqlab.batching import Batch
-from seqlab.config import Config, ModelConfig, load_config
-from seqlab.model import build_model
-from seqlab.training import make_optimizer
-
 from report import write_results
+from torch.utils._python_dispatch import TorchDispatchMode
 from train_speed import flops_per_target_token, matmul_peak, seconds, synthetic_batches, train_step
+
+from seqlab.core.config import Config, load_config
+from seqlab.core.run_config import ModelConfig
+from seqlab.model.batch import Batch
+from seqlab.model.seq2seq import build_model
+from seqlab.train.loop import make_optimizer
 
 ROOT = Path(__file__).resolve().parent.parent
 aten = torch.ops.aten

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import click
 import yaml
-
 from report import write_results
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -22,14 +22,13 @@ import time
 
 import click
 import torch
-
-from seqlab.batching import Batch, make_batch
-from seqlab.config import ModelConfig, TrainConfig
-from seqlab.model import build_model, count_parameters
-from seqlab.loss import batch_loss
-from seqlab.training import make_optimizer
-
 from report import write_results
+
+from seqlab.core.run_config import ModelConfig, TrainConfig
+from seqlab.model.batch import Batch, make_batch
+from seqlab.model.seq2seq import build_model, count_parameters
+from seqlab.train.loop import make_optimizer
+from seqlab.train.loss import batch_loss
 
 JOEYNMT_TOKENS_PER_SEC = 850  # fp32 on the 2-core CPU machines; meaningful only for the default CPU shapes
 

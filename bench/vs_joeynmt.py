@@ -39,16 +39,15 @@ import click
 import numpy as np
 import torch
 import yaml
-
-from seqlab.batching import EncodedSplit
-from seqlab.config import Config, load_config
-from seqlab.data import ParallelText, read_lines
-from seqlab.model import build_model, output_pieces
-from seqlab.tokenizer import train_tokenizer
-from seqlab.training import make_optimizer
-
 from report import write_results
 from train_speed import flops_per_target_token, matmul_peak, train_step
+
+from seqlab.core.config import Config, load_config
+from seqlab.core.text import ParallelText, read_lines
+from seqlab.model.seq2seq import build_model, output_pieces
+from seqlab.tokenizer import train_tokenizer
+from seqlab.train.batches import EncodedSplit
+from seqlab.train.loop import make_optimizer
 
 ROOT = Path(__file__).resolve().parent.parent
 JOEY_RATE = re.compile(r"Tokens per Sec:\s+(\d+)")

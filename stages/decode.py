@@ -2,14 +2,14 @@
 
 from pathlib import Path
 
-from seqlab.atomic import atomic_path, write_text
-from seqlab.checkpoint import load_checkpoint
-from seqlab.config import load_config
-from seqlab.data import read_lines
-from seqlab.errors import run_stage
-from seqlab.heatmaps import translation_heatmaps
-from seqlab.runtime import limit_kernel_cache, pick_device, seed_everything
-from seqlab.translate import translate
+from seqlab.core.config import load_config
+from seqlab.core.errors import run_stage
+from seqlab.core.files import atomic_path, write_text
+from seqlab.core.text import read_lines
+from seqlab.decode.heatmaps import translation_heatmaps
+from seqlab.model.checkpoint import load_checkpoint
+from seqlab.model.runtime import limit_kernel_cache, pick_device, seed_everything
+from seqlab.search.texts import translate
 
 
 def main() -> None:

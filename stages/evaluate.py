@@ -5,11 +5,11 @@ import dataclasses
 import json
 from pathlib import Path
 
-from seqlab.atomic import atomic_path, write_text
-from seqlab.config import load_config
-from seqlab.data import read_lines
-from seqlab.errors import run_stage
-from seqlab.metrics import SentenceScore, length_buckets, score, sentence_scores
+from seqlab.core.config import load_config
+from seqlab.core.errors import run_stage
+from seqlab.core.files import atomic_path, write_text
+from seqlab.core.text import read_lines
+from seqlab.evaluate.metrics import SentenceScore, length_buckets, score, sentence_scores
 
 
 def write_json(path: str, value: object) -> None:

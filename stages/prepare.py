@@ -3,12 +3,13 @@
 import dataclasses
 import json
 
-from seqlab.atomic import atomic_path, write_text
-from seqlab.cleaning import Cleaner
-from seqlab.config import SPLITS, load_config
-from seqlab.data import CorpusWriter
-from seqlab.errors import DataError, run_stage
-from seqlab.sources import read_source
+from seqlab.core.config import load_config
+from seqlab.core.data_config import SPLITS
+from seqlab.core.errors import DataError, run_stage
+from seqlab.core.files import atomic_path, write_text
+from seqlab.core.text import CorpusWriter
+from seqlab.prepare.clean import Cleaner
+from seqlab.prepare.sources import read_source
 
 
 def main() -> None:

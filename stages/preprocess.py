@@ -4,10 +4,11 @@ import dataclasses
 import json
 from pathlib import Path
 
-from seqlab.atomic import atomic_path, write_text
-from seqlab.config import PreprocessConfig, load_config
-from seqlab.data import iter_parallel
-from seqlab.errors import DataError, run_stage
+from seqlab.core.config import load_config
+from seqlab.core.data_config import PreprocessConfig
+from seqlab.core.errors import DataError, run_stage
+from seqlab.core.files import atomic_path, write_text
+from seqlab.core.text import iter_parallel
 from seqlab.preprocess import ENCODED_SPLITS, SplitStats, encode, encode_threads, filter_pairs, shard_path, write_shard
 from seqlab.tokenizer import Tokenizer, load_tokenizer
 

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from seqlab.atomic import atomic_path
-from seqlab.config import load_config
-from seqlab.errors import run_stage
+from seqlab.core.config import load_config
+from seqlab.core.errors import run_stage
+from seqlab.core.files import atomic_path
 from seqlab.tokenizer import save_tokenizer, train_tokenizer_on_files
 
 

@@ -5,16 +5,17 @@ from pathlib import Path
 
 from dvclive import Live
 
-from seqlab.atomic import remove_leftovers
-from seqlab.batching import EncodedSplit
-from seqlab.config import as_dict, load_config
-from seqlab.data import read_parallel
-from seqlab.errors import run_stage
+from seqlab.core.config import load_config
+from seqlab.core.errors import run_stage
+from seqlab.core.files import remove_leftovers
+from seqlab.core.params import as_dict
+from seqlab.core.text import read_parallel
+from seqlab.model.runtime import limit_kernel_cache, pick_device, seed_everything, set_threads
 from seqlab.preprocess import read_encoded
-from seqlab.runtime import limit_kernel_cache, pick_device, seed_everything, set_threads
 from seqlab.tokenizer import load_tokenizer
-from seqlab.trainstate import fingerprint, load_state, trim_live_log
-from seqlab.training import Outputs, train
+from seqlab.train.batches import EncodedSplit
+from seqlab.train.loop import Outputs, train
+from seqlab.train.state import fingerprint, load_state, trim_live_log
 
 
 def main() -> None:

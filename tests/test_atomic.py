@@ -1,4 +1,4 @@
-"""Tests for seqlab.atomic: outputs appear whole or not at all."""
+"""Tests for seqlab.core.files: outputs appear whole or not at all."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from seqlab.atomic import atomic_path, remove_leftovers, write_text
+from seqlab.core.files import atomic_path, remove_leftovers, write_text
 
 
 class Boom(Exception):

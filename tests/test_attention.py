@@ -1,10 +1,10 @@
-"""Tests for seqlab.attention: Bahdanau attention with caller-held projected keys."""
+"""Tests for seqlab.model.attention: Bahdanau attention with caller-held projected keys."""
 
 from __future__ import annotations
 
 import torch
 
-from seqlab.attention import AttentionOutput, BahdanauAttention
+from seqlab.model.attention import AttentionOutput, BahdanauAttention
 
 B, S, DQ, DK, A = 3, 5, 12, 24, 12
 

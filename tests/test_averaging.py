@@ -1,11 +1,11 @@
-"""Tests for seqlab.averaging: snapshots, the last-k window and the element-wise mean."""
+"""Tests for seqlab.train.averaging: snapshots, the last-k window and the element-wise mean."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from seqlab.averaging import average, keep_last, snapshot
+from seqlab.train.averaging import average, keep_last, snapshot
 
 
 def test_average_is_the_elementwise_mean_of_float_tensors() -> None:

@@ -1,4 +1,4 @@
-"""Tests for seqlab.batching: padding, teacher-forcing batches, token-based buckets."""
+"""Tests for seqlab.model.batch: padding, teacher-forcing batches, token-based buckets."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from seqlab.batching import Batch, bucket_indices, make_batch, pad
+from seqlab.model.batch import Batch, make_batch, pad
 from seqlab.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from seqlab.train.batches import bucket_indices
 
 
 def arrays(*rows: list[int]) -> list[np.ndarray]:

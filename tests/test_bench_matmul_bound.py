@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from seqlab.config import ModelConfig, TrainConfig
-from seqlab.model import build_model
-from seqlab.training import make_optimizer
+from seqlab.core.run_config import ModelConfig, TrainConfig
+from seqlab.model.seq2seq import build_model
+from seqlab.train.loop import make_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seqlab.config import load_config
+from seqlab.core.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))

@@ -1,4 +1,4 @@
-"""Tests for seqlab.checkpoint: self-describing checkpoints that load with weights_only."""
+"""Tests for seqlab.model.checkpoint: self-describing checkpoints that load with weights_only."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import pytest
 import torch
 from num2words import num2words
 
-from seqlab.checkpoint import FORMAT, load_checkpoint, save_checkpoint
-from seqlab.config import ModelConfig, TokenizerConfig
-from seqlab.data import ParallelText
-from seqlab.errors import DataError
-from seqlab.model import Seq2Seq, build_model
+from seqlab.core.data_config import TokenizerConfig
+from seqlab.core.errors import DataError
+from seqlab.core.run_config import ModelConfig
+from seqlab.core.text import ParallelText
+from seqlab.model.checkpoint import FORMAT, load_checkpoint, save_checkpoint
+from seqlab.model.seq2seq import Seq2Seq, build_model
 from seqlab.tokenizer import BOS_ID, Tokenizer, train_tokenizer
 
 

@@ -1,13 +1,13 @@
-"""Tests for seqlab.cleaning: each normalisation switch, each filter, and the counts."""
+"""Tests for seqlab.prepare.clean: each normalisation switch, each filter, and the counts."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from seqlab.cleaning import DROP_REASONS, Cleaner, CleanStats, drop_reasons, normalize, normalize_text
-from seqlab.config import CleanConfig
-from seqlab.errors import ConfigError
+from seqlab.core.data_config import CleanConfig
+from seqlab.core.errors import ConfigError
+from seqlab.prepare.clean import DROP_REASONS, Cleaner, CleanStats, drop_reasons, normalize, normalize_text
 
 OFF = CleanConfig(unicode="none", crlf=False, bom=False, control_chars=False, whitespace=False, dedup=False,
                   max_chars=0)

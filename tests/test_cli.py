@@ -8,11 +8,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from seqlab.checkpoint import save_checkpoint
 from seqlab.cli import main
-from seqlab.config import ModelConfig, NumbersConfig, TokenizerConfig
-from seqlab.data import generate_numbers
-from seqlab.model import build_model
+from seqlab.core.data_config import NumbersConfig, TokenizerConfig
+from seqlab.core.run_config import ModelConfig
+from seqlab.model.checkpoint import save_checkpoint
+from seqlab.model.seq2seq import build_model
+from seqlab.prepare.numbers import generate_numbers
 from seqlab.tokenizer import train_tokenizer
 
 

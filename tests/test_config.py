@@ -1,4 +1,4 @@
-"""Tests for seqlab.config: strict loading of params.yaml into frozen dataclasses."""
+"""Tests for seqlab.core.config: strict loading of params.yaml into frozen dataclasses."""
 
 from __future__ import annotations
 
@@ -9,18 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from seqlab.config import (
-    FilesConfig,
-    Config,
-    DecodeConfig,
-    EvaluateConfig,
-    ModelConfig,
-    PrepareConfig,
-    TrainConfig,
-    as_dict,
-    load_config,
-)
-from seqlab.errors import ConfigError
+from seqlab.core.config import Config, load_config
+from seqlab.core.data_config import FilesConfig, PrepareConfig
+from seqlab.core.errors import ConfigError
+from seqlab.core.params import as_dict
+from seqlab.core.run_config import DecodeConfig, EvaluateConfig, ModelConfig, TrainConfig
 
 REPO_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from seqlab.config import load_config
+from seqlab.core.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))

@@ -1,4 +1,4 @@
-"""Tests for seqlab.data: the number-phrase generator and parallel text files."""
+"""Tests for seqlab.core.text: the number-phrase generator and parallel text files."""
 
 from __future__ import annotations
 
@@ -8,13 +8,12 @@ from pathlib import Path
 import pytest
 from num2words import num2words
 
-from seqlab.config import NumbersConfig
-from seqlab.data import (
-    SPLITS,
+from seqlab.core.data_config import SPLITS, NumbersConfig
+from seqlab.core.errors import ConfigError, DataError
+from seqlab.core.text import (
     Corpus,
     CorpusWriter,
     ParallelText,
-    generate_numbers,
     iter_line_chunks,
     iter_lines,
     iter_parallel,
@@ -23,7 +22,7 @@ from seqlab.data import (
     read_parallel,
     write_corpus,
 )
-from seqlab.errors import ConfigError, DataError
+from seqlab.prepare.numbers import generate_numbers
 
 SMALL = NumbersConfig(train_size=150, valid_size=20, test_size=20)
 

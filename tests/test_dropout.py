@@ -1,11 +1,11 @@
-"""Tests for seqlab.dropout: the CPU mask's rate, scale, determinism and gradient."""
+"""Tests for seqlab.model.dropout: the CPU mask's rate, scale, determinism and gradient."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from seqlab.dropout import LEVELS, Dropout, keep_mask
+from seqlab.model.dropout import LEVELS, Dropout, keep_mask
 
 
 @pytest.mark.parametrize("p", [0.1, 0.3, 0.5])

@@ -1,12 +1,12 @@
-"""Tests for seqlab.encoder: the packed bidirectional LSTM."""
+"""Tests for seqlab.model.encoder: the packed bidirectional LSTM."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from seqlab import encoder as encoder_module
-from seqlab.encoder import Encoder
+from seqlab.model import encoder as encoder_module
+from seqlab.model.encoder import Encoder
 
 E, H = 12, 12
 

@@ -1,4 +1,4 @@
-"""Tests for seqlab.heatmaps: attention figures with readable piece labels."""
+"""Tests for seqlab.decode.heatmaps: attention figures with readable piece labels."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seqlab.heatmaps import attention_figure
+from seqlab.decode.heatmaps import attention_figure
 
 SOURCE = ["▁twenty", "-", "one"]
 TARGET = ["▁vingt", "▁et", "▁un", "</s>"]

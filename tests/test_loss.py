@@ -1,4 +1,4 @@
-"""Tests for seqlab.loss: label-smoothed NLL over log-probabilities, padding, the coverage term."""
+"""Tests for seqlab.train.loss: label-smoothed NLL over log-probabilities, padding, the coverage term."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from seqlab.loss import objective, smoothed_cross_entropy, smoothed_nll
-from seqlab.model import ModelOutput
+from seqlab.model.seq2seq import ModelOutput
 from seqlab.tokenizer import PAD_ID
+from seqlab.train.loss import objective, smoothed_cross_entropy, smoothed_nll
 
 
 @pytest.fixture

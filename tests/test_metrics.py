@@ -1,4 +1,4 @@
-"""Tests for seqlab.metrics: BLEU, chrF, TER and ROUGE on one 0-100 scale, intervals, breakdowns."""
+"""Tests for seqlab.evaluate.metrics: BLEU, chrF, TER and ROUGE on one 0-100 scale, intervals, breakdowns."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import sacrebleu
 
-from seqlab.config import EvaluateConfig
-from seqlab.errors import ConfigError, DataError
-from seqlab.metrics import (
+from seqlab.core.errors import ConfigError, DataError
+from seqlab.core.run_config import EvaluateConfig
+from seqlab.evaluate.metrics import (
     Scores,
     interval_half_width,
     length_buckets,
@@ -308,7 +308,7 @@ def test_evaluate_config_rejects_bad_values(changes: dict, message: str) -> None
 
 
 def test_evaluate_params_are_checked_when_loaded(tmp_path) -> None:
-    from seqlab.config import load_config
+    from seqlab.core.config import load_config
 
     path = tmp_path / "params.yaml"
     path.write_text("evaluate:\n  metrics: [bleu, blue]\n", encoding="utf-8")

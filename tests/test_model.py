@@ -1,4 +1,4 @@
-"""Tests for seqlab.model: build_model, teacher forcing, decode_step, embedding sharing."""
+"""Tests for seqlab.model.seq2seq: build_model, teacher forcing, decode_step, embedding sharing."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from seqlab.batching import make_batch, pad
-from seqlab.config import ModelConfig
-from seqlab.decoder import DecoderState
-from seqlab.errors import ConfigError
-from seqlab.loss import batch_loss
-from seqlab.model import Seq2Seq, StepOutput, build_model, count_parameters, output_pieces
+from seqlab.core.errors import ConfigError
+from seqlab.core.run_config import ModelConfig
+from seqlab.model.batch import make_batch, pad
+from seqlab.model.decoder import DecoderState
+from seqlab.model.seq2seq import Seq2Seq, StepOutput, build_model, count_parameters, output_pieces
 from seqlab.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+from seqlab.train.loss import batch_loss
 
 V = 20
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from dvc_repo import Repo, make_repo
 
 

@@ -8,7 +8,6 @@ import shutil
 
 import pytest
 import yaml
-
 from dvc_repo import TINY, Repo, make_repo, merge
 
 WORDS = ["ein", "zwei", "drei", "vier", "fünf", "Hund", "Katze", "Vogel", "Fisch", "groß", "klein", "rot"]

@@ -8,18 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqlab.config import PreprocessConfig, TokenizerConfig
-from seqlab.data import ParallelText
-from seqlab.errors import ConfigError, DataError
-from seqlab.preprocess import (
-    SplitStats,
-    encode,
-    encode_threads,
-    filter_pairs,
-    read_encoded,
-    shard_path,
-    write_shard,
-)
+from seqlab.core.data_config import PreprocessConfig, TokenizerConfig
+from seqlab.core.errors import ConfigError, DataError
+from seqlab.core.text import ParallelText
+from seqlab.preprocess import SplitStats, encode, encode_threads, filter_pairs, read_encoded, shard_path, write_shard
 from seqlab.tokenizer import Tokenizer, train_tokenizer
 
 WORDS = ParallelText(

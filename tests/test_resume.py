@@ -12,7 +12,6 @@ import time
 
 import pytest
 import torch
-
 from dvc_repo import TINY, Repo, make_repo, merge
 
 # About 30 steps per epoch, a state save every 3 steps, dropout on (so the RNG state matters).

@@ -9,14 +9,14 @@ import sys
 import pytest
 import torch
 
-from seqlab.errors import ConfigError
-from seqlab.runtime import ONEDNN_CACHE_CAPACITY, autocast, limit_kernel_cache, pick_device
+from seqlab.core.errors import ConfigError
+from seqlab.model.runtime import ONEDNN_CACHE_CAPACITY, autocast, limit_kernel_cache, pick_device
 
 VARIABLE = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
 
 # One bf16 matmul shape more than the bound, then the first again: each call builds (or finds) one oneDNN kernel.
 REVISIT = f"""
-from seqlab.runtime import limit_kernel_cache
+from seqlab.model.runtime import limit_kernel_cache
 limit_kernel_cache()
 import torch
 w = torch.ones(16, 16, dtype=torch.bfloat16)

@@ -1,4 +1,4 @@
-"""Tests for seqlab.schedule: learning rates as pure functions of the step, and the plateau memory."""
+"""Tests for seqlab.train.schedule: learning rates as pure functions of the step, and the plateau memory."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from seqlab.config import TrainConfig
-from seqlab.errors import ConfigError
-from seqlab.schedule import Plateau, learning_rate, planned_steps, plateau_update, warmup
+from seqlab.core.errors import ConfigError
+from seqlab.core.run_config import TrainConfig
+from seqlab.train.schedule import Plateau, learning_rate, planned_steps, plateau_update, warmup
 
 
 def lr_at(step: int, total: int = 100, plateau: Plateau = Plateau(), **train) -> float:

@@ -1,4 +1,4 @@
-"""Tests for seqlab.search: pure helpers, scripted searches on a stub, properties on a tiny real model.
+"""Tests for seqlab.search.beam: pure helpers, scripted searches on a stub, properties on a tiny real model.
 
 The stub model has no network: its next-token log-probabilities are a
 function of the row's sentence and of the tokens emitted so far, which the
@@ -17,22 +17,12 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from seqlab.batching import pad
-from seqlab.config import DecodeConfig, ModelConfig
-from seqlab.model import Seq2Seq, build_model
-from seqlab.search import (
-    NEG_INF,
-    Hypothesis,
-    beam_search,
-    best_possible,
-    force_eos,
-    greedy_search,
-    length_penalty,
-    max_lengths,
-    top_candidates,
-    search,
-    select_alive,
-)
+from seqlab.core.run_config import DecodeConfig, ModelConfig
+from seqlab.model.batch import pad
+from seqlab.model.seq2seq import Seq2Seq, build_model
+from seqlab.search.beam import Hypothesis, beam_search, greedy_search, search
+from seqlab.search.scores import NEG_INF, best_possible, force_eos, length_penalty, max_lengths, select_alive
+from seqlab.search.topk import top_candidates
 from seqlab.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 A, B = 4, 5  # the stub's two word tokens

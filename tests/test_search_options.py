@@ -7,10 +7,11 @@ import math
 import pytest
 import torch
 
-from seqlab.config import DecodeConfig, ModelConfig
-from seqlab.batching import pad
-from seqlab.model import build_model
-from seqlab.search import (
+from seqlab.core.run_config import DecodeConfig, ModelConfig
+from seqlab.model.batch import pad
+from seqlab.model.seq2seq import build_model
+from seqlab.search.beam import sample_search, search
+from seqlab.search.scores import (
     NEG_INF,
     block_repeats,
     coverage_penalty,
@@ -18,11 +19,9 @@ from seqlab.search import (
     forbid_eos,
     max_lengths,
     min_lengths,
-    sample_search,
-    search,
 )
+from seqlab.search.texts import batches
 from seqlab.tokenizer import EOS_ID
-from seqlab.translate import batches
 
 VOCAB = 30
 

@@ -1,4 +1,4 @@
-"""Tests for seqlab.sources: one stream of (split, chunk) whatever the source, and valid held out of train."""
+"""Tests for seqlab.prepare.sources: one stream of (split, chunk) whatever the source, and valid held out of train."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from seqlab.config import SPLITS, FilesConfig, NumbersConfig, PrepareConfig, TableConfig
-from seqlab.errors import ConfigError, DataError
-from seqlab.sources import read_source
+from seqlab.core.data_config import SPLITS, FilesConfig, NumbersConfig, PrepareConfig, TableConfig
+from seqlab.core.errors import ConfigError, DataError
+from seqlab.prepare.sources import read_source
 
 
 def collect(config: PrepareConfig, seed: int = 1) -> dict[str, pd.DataFrame]:

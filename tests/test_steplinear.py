@@ -1,16 +1,16 @@
-"""Tests for seqlab.steplinear: deferred weight gradients equal plain autograd's, exactly."""
+"""Tests for seqlab.model.tape: deferred weight gradients equal plain autograd's, exactly."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from seqlab.batching import make_batch
-from seqlab.config import ModelConfig
-from seqlab.decoder import Decoder
-from seqlab.loss import batch_loss
-from seqlab.model import build_model
-from seqlab.steplinear import WeightGradTape
+from seqlab.core.run_config import ModelConfig
+from seqlab.model.batch import make_batch
+from seqlab.model.decoder import Decoder
+from seqlab.model.seq2seq import build_model
+from seqlab.model.tape import WeightGradTape
+from seqlab.train.loss import batch_loss
 
 V = 30
 

@@ -1,4 +1,4 @@
-"""Tests for seqlab.tables: TSV, CSV and JSONL corpora read in chunks, and their errors."""
+"""Tests for seqlab.prepare.tables: TSV, CSV and JSONL corpora read in chunks, and their errors."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from seqlab.errors import ConfigError, DataError
-from seqlab.tables import iter_table, table_format
+from seqlab.core.errors import ConfigError, DataError
+from seqlab.prepare.tables import iter_table, table_format
 
 
 def write(path: Path, data: str | bytes) -> Path:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from seqlab.config import TokenizerConfig
-from seqlab.data import ParallelText
-from seqlab.errors import ConfigError, DataError
+from seqlab.core.data_config import TokenizerConfig
+from seqlab.core.errors import ConfigError, DataError
+from seqlab.core.text import ParallelText
 from seqlab.tokenizer import (
     BOS_ID,
     EOS_ID,

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from seqlab.topk import row_topk
+from seqlab.search.topk import row_topk
 
 
 @pytest.mark.parametrize("columns", [7, 128, 333, 8000, 8003])

@@ -1,4 +1,4 @@
-"""Tests for seqlab.training (and seqlab.validation) with a tiny seeded model on number phrases.
+"""Tests for seqlab.train.loop (and seqlab.train.validation) with a tiny seeded model on number phrases.
 
 Every train option is exercised here; the exact-resume property is checked in
 process by interrupting a run right after a state save and continuing it.
@@ -15,17 +15,18 @@ import pytest
 import torch
 from num2words import num2words
 
-import seqlab.training as training
-from seqlab.batching import EncodedSplit
-from seqlab.checkpoint import load_checkpoint
-from seqlab.config import DecodeConfig, ModelConfig, TokenizerConfig, TrainConfig
-from seqlab.data import ParallelText
-from seqlab.errors import run_stage
+import seqlab.train.loop as training
+from seqlab.core.data_config import TokenizerConfig
+from seqlab.core.errors import run_stage
+from seqlab.core.run_config import DecodeConfig, ModelConfig, TrainConfig
+from seqlab.core.text import ParallelText
+from seqlab.model.checkpoint import load_checkpoint
+from seqlab.search.texts import translate
 from seqlab.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer, train_tokenizer
-from seqlab.trainstate import load_state
-from seqlab.training import Outputs, TrainingDiverged, TrainResult, make_optimizer, train
-from seqlab.translate import translate
-from seqlab.validation import Validation, is_better, worst
+from seqlab.train.batches import EncodedSplit
+from seqlab.train.loop import Outputs, TrainingDiverged, TrainResult, make_optimizer, train
+from seqlab.train.state import load_state
+from seqlab.train.validation import Validation, is_better, worst
 
 MODEL = ModelConfig(embed_dim=8, hidden_dim=8, attention_dim=8, dropout=0.2)
 CPU = torch.device("cpu")

@@ -1,4 +1,4 @@
-"""Tests for seqlab.trainstate: saving and restoring the full training state, fingerprints, dvclive trimming."""
+"""Tests for seqlab.train.state: saving and restoring the full training state, fingerprints, dvclive trimming."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from seqlab.schedule import Plateau
-from seqlab.trainstate import (
+from seqlab.train.schedule import Plateau
+from seqlab.train.state import (
     FORMAT,
     Progress,
     capture_rng,

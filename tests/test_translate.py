@@ -1,4 +1,4 @@
-"""Tests for seqlab.translate: text in, text out, in input order."""
+"""Tests for seqlab.search.texts: text in, text out, in input order."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ import pytest
 import torch
 from num2words import num2words
 
-from seqlab.batching import pad
-from seqlab.config import DecodeConfig, ModelConfig, TokenizerConfig
-from seqlab.data import ParallelText
-from seqlab.model import Seq2Seq, build_model
-from seqlab.search import search
+from seqlab.core.data_config import TokenizerConfig
+from seqlab.core.run_config import DecodeConfig, ModelConfig
+from seqlab.core.text import ParallelText
+from seqlab.model.batch import pad
+from seqlab.model.seq2seq import Seq2Seq, build_model
+from seqlab.search.beam import search
+from seqlab.search.texts import bf16_copy, translate
 from seqlab.tokenizer import BOS_ID, EOS_ID, Tokenizer, train_tokenizer
-from seqlab.translate import bf16_copy, translate
 
 CPU = torch.device("cpu")
 LINES = [

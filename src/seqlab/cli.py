@@ -11,8 +11,8 @@ from typing import Any
 
 import click
 
-from seqlab.config import DecodeConfig, EvaluateConfig
-from seqlab.errors import ConfigError, SeqlabError
+from seqlab.core.errors import ConfigError, SeqlabError
+from seqlab.core.run_config import DecodeConfig, EvaluateConfig
 
 DEFAULTS = DecodeConfig()
 
@@ -128,10 +128,10 @@ def translate(model_path: Path, input_file: Any, output_file: Any, max_src_len: 
     import torch
     from tqdm import tqdm
 
-    from seqlab.checkpoint import load_checkpoint
-    from seqlab.runtime import limit_kernel_cache, pick_device
-    from seqlab.translate import bf16_copy
-    from seqlab.translate import translate as run_translate
+    from seqlab.model.checkpoint import load_checkpoint
+    from seqlab.model.runtime import limit_kernel_cache, pick_device
+    from seqlab.search.texts import bf16_copy
+    from seqlab.search.texts import translate as run_translate
 
     try:
         config = DecodeConfig(**search)
@@ -163,8 +163,8 @@ def translate(model_path: Path, input_file: Any, output_file: Any, max_src_len: 
 @user_errors
 def info(path: Path) -> None:
     """Show what a checkpoint holds: model config, parameters, vocabulary, training data."""
-    from seqlab.checkpoint import load_checkpoint
-    from seqlab.model import count_parameters
+    from seqlab.model.checkpoint import load_checkpoint
+    from seqlab.model.seq2seq import count_parameters
 
     loaded = load_checkpoint(path)
     config = loaded.model.config
@@ -214,9 +214,9 @@ def score(hyp: Path, ref: Path, metrics: tuple[str, ...], rouge_types: tuple[str
     """
     import json
 
-    from seqlab.config import build
-    from seqlab.data import read_lines
-    from seqlab.metrics import score as corpus_score
+    from seqlab.core.params import build
+    from seqlab.core.text import read_lines
+    from seqlab.evaluate.metrics import score as corpus_score
 
     raw = {"metrics": list(metrics), "rouge_types": list(rouge_types), "lowercase": lowercase, "tokenize": tokenize,
            "bootstrap_resamples": bootstrap_resamples, "bootstrap_seed": bootstrap_seed}

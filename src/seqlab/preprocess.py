@@ -18,8 +18,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from seqlab.config import PreprocessConfig
-from seqlab.errors import DataError
+from seqlab.core.data_config import PreprocessConfig
+from seqlab.core.errors import DataError
 from seqlab.tokenizer import Tokenizer
 
 ENCODED_SPLITS = ("train", "valid")  # the test split is decoded from raw text, never filtered

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import sentencepiece as spm
 
-from seqlab.config import TokenizerConfig
-from seqlab.data import ParallelText, iter_lines
-from seqlab.errors import ConfigError, DataError, SeqlabError
+from seqlab.core.data_config import TokenizerConfig
+from seqlab.core.errors import ConfigError, DataError, SeqlabError
+from seqlab.core.text import ParallelText, iter_lines
 
 # Fixed special ids, set at training time, so that batching and search never
 # have to ask a tokenizer which id is padding.

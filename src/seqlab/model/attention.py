@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from seqlab.steplinear import WeightGradTape, apply_linear
+from seqlab.model.tape import WeightGradTape, apply_linear
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from seqlab.search.scores import NEG_INF
+from seqlab.tokenizer import PAD_ID
+
 GROUPS = 8  # measured fastest of 4-64 at 64-320 rows x 8,000 columns (about 2x torch.topk)
 SMALL = 128  # at or below this many columns torch.topk is used directly
 
@@ -37,3 +40,30 @@ def row_topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     columns_kept = (groups.unsqueeze(1) + offsets).view(rows, -1)  # (N, GROUPS * k)
     values, at = padded.gather(1, columns_kept).topk(k, dim=1)
     return values, columns_kept.gather(1, at)
+
+
+def top_candidates(scores: torch.Tensor, log_probs: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The ``count`` best one-token extensions of each sentence's W beams.
+
+    scores: (n, W) beam log-probabilities; log_probs: (n*W, V) next-token ones.
+    Returns (n, count) scores, tokens and parent beams (0..W-1), best first;
+    when W*V < count the missing places are -inf extensions of beam 0 by PAD.
+
+    A sentence's best ``count`` are among the union of each beam's own best
+    ``count``, so the beams are ranked first (one pass over V per row) and the
+    sentence's W x count survivors second, instead of adding the beam scores to,
+    and ranking, all W x V extensions.
+    """
+    n, width = scores.shape
+    per_row = min(count, log_probs.size(-1))
+    row_scores, row_tokens = row_topk(log_probs, per_row)  # (n*W, c), best first
+    candidates = (scores.view(-1, 1) + row_scores).view(n, width * per_row)
+    tokens = row_tokens.view(n, width * per_row)
+    if width * per_row < count:
+        dead = count - width * per_row
+        candidates = torch.cat((candidates, candidates.new_full((n, dead), NEG_INF)), dim=1)
+        # PAD, never EOS: select_alive relies on at most one EOS candidate per beam
+        tokens = torch.cat((tokens, tokens.new_full((n, dead), PAD_ID)), dim=1)
+    top_scores, top_ids = candidates.topk(count, dim=1)
+    parents = torch.where(top_ids < width * per_row, top_ids // per_row, 0)
+    return top_scores, tokens.gather(1, top_ids), parents

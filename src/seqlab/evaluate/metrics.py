@@ -17,8 +17,8 @@ import sacrebleu
 from rouge_score import rouge_scorer
 from sacrebleu.metrics.base import Metric
 
-from seqlab.config import EvaluateConfig
-from seqlab.errors import DataError
+from seqlab.core.errors import DataError
+from seqlab.core.run_config import EvaluateConfig
 
 # rougeLsum is ROUGE-L over sentences (one per line); a line here is one segment,
 # so it is split after sentence-final punctuation followed by whitespace.

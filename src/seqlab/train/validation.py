@@ -7,7 +7,7 @@ loss is minimised. The decoded metric runs the same search as ``decode``
 what users will see rather than what teacher forcing sees.
 
 The scores come straight from sacrebleu and rouge-score with their default
-settings, not through ``seqlab.metrics``: that module shapes the evaluation
+settings, not through ``seqlab.evaluate.metrics``: that module shapes the evaluation
 report, and editing it must not make DVC retrain the model.
 """
 
@@ -20,14 +20,14 @@ import sacrebleu
 import torch
 from rouge_score import rouge_scorer
 
-from seqlab.batching import EncodedSplit, bucket_indices
-from seqlab.config import DecodeConfig, TrainConfig
-from seqlab.data import ParallelText
-from seqlab.loss import batch_loss
-from seqlab.model import Seq2Seq
-from seqlab.runtime import autocast
+from seqlab.core.run_config import DecodeConfig, TrainConfig
+from seqlab.core.text import ParallelText
+from seqlab.model.runtime import autocast
+from seqlab.model.seq2seq import Seq2Seq
+from seqlab.search.texts import translate
 from seqlab.tokenizer import Tokenizer
-from seqlab.translate import translate
+from seqlab.train.batches import EncodedSplit, bucket_indices
+from seqlab.train.loss import batch_loss
 
 # Sentences per search batch while validating: greedy search is cheap per
 # sentence, so larger batches than decode's default use the cores better.

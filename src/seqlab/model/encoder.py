@@ -8,9 +8,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from seqlab.cells import gru_update, lstm_update
-from seqlab.dropout import Dropout
-from seqlab.steplinear import WeightGradTape
+from seqlab.model.cells import gru_update, lstm_update
+from seqlab.model.dropout import Dropout
+from seqlab.model.tape import WeightGradTape
 
 RNNS = {"lstm": nn.LSTM, "gru": nn.GRU}
 

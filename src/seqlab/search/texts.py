@@ -8,11 +8,11 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from seqlab.batching import pad
-from seqlab.config import DecodeConfig
-from seqlab.model import Seq2Seq
-from seqlab.runtime import autocast
-from seqlab.search import Hypothesis, search
+from seqlab.core.run_config import DecodeConfig
+from seqlab.model.batch import pad
+from seqlab.model.runtime import autocast
+from seqlab.model.seq2seq import Seq2Seq
+from seqlab.search.beam import Hypothesis, search
 from seqlab.tokenizer import Tokenizer
 
 

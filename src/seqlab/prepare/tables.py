@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from seqlab.errors import ConfigError, DataError
+from seqlab.core.errors import ConfigError, DataError
 
 SUFFIXES = {"tsv": (".tsv", ".tab"), "csv": (".csv",), "jsonl": (".jsonl", ".ndjson")}
 

@@ -12,7 +12,7 @@ import types
 import typing
 from typing import Any, Literal
 
-from seqlab.errors import ConfigError
+from seqlab.core.errors import ConfigError
 
 
 def build(cls: type, raw: Any, prefix: str) -> Any:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from seqlab.config import TrainConfig
+from seqlab.core.run_config import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from seqlab.config import CleanConfig
+from seqlab.core.data_config import CleanConfig
 
 DROP_REASONS = ("empty", "too_long", "ratio", "duplicate")  # a dropped pair counts under the first that holds
 

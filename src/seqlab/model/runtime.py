@@ -8,7 +8,7 @@ import random
 
 import torch
 
-from seqlab.errors import ConfigError
+from seqlab.core.errors import ConfigError
 
 
 def seed_everything(seed: int) -> None:

@@ -19,11 +19,20 @@ from typing import Any, Protocol
 
 import torch
 
-from seqlab.config import DecodeConfig
-from seqlab.tokenizer import BOS_ID, EOS_ID, PAD_ID
-from seqlab.topk import row_topk
-
-NEG_INF = float("-inf")
+from seqlab.core.run_config import DecodeConfig
+from seqlab.search.scores import (
+    NEG_INF,
+    best_possible,
+    constrain,
+    coverage_penalty,
+    filter_distribution,
+    length_penalty,
+    max_lengths,
+    min_lengths,
+    select_alive,
+)
+from seqlab.search.topk import top_candidates
+from seqlab.tokenizer import BOS_ID, EOS_ID
 
 
 @dataclass(frozen=True)
@@ -43,131 +52,6 @@ class Searchable(Protocol):
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> Any: ...
 
     def decode_step(self, prev_tokens: torch.Tensor, state: Any) -> Any: ...
-
-
-# ---------------------------------------------------------------- pure helpers
-
-
-def length_penalty(length: int | torch.Tensor, alpha: float) -> float | torch.Tensor:
-    """GNMT length penalty ((5 + length) / 6) ** alpha; 1 when alpha is 0."""
-    return ((5.0 + length) / 6.0) ** alpha
-
-
-def coverage_penalty(attention_sum: torch.Tensor, src_lengths: torch.Tensor, beta: float) -> torch.Tensor:
-    """GNMT coverage penalty beta * sum_i log(min(sum_t a_ti, 1)) over real source positions.
-
-    attention_sum: (N, S) attention summed over a hypothesis' tokens; src_lengths:
-    (N,). Returns (N,), never positive: it only punishes source words left unread.
-    """
-    if beta == 0:
-        return attention_sum.new_zeros(attention_sum.size(0))
-    real = torch.arange(attention_sum.size(1), device=attention_sum.device) < src_lengths.unsqueeze(1)
-    covered = attention_sum.float().clamp(min=1e-10, max=1.0).log()
-    return beta * (covered * real).sum(dim=1)
-
-
-def max_lengths(src_lengths: torch.Tensor, config: DecodeConfig) -> torch.Tensor:
-    """(B,) most output pieces (EOS excluded): ratio x source length, capped by max_length."""
-    by_ratio = torch.ceil(src_lengths.float() * config.max_length_ratio).long()
-    return by_ratio.clamp(min=1, max=config.max_length)
-
-
-def min_lengths(src_lengths: torch.Tensor, config: DecodeConfig) -> torch.Tensor:
-    """(B,) fewest output pieces before EOS is allowed: the larger of min_length and ratio x source."""
-    by_ratio = torch.floor(src_lengths.float() * config.min_length_ratio).long()
-    return by_ratio.clamp(min=config.min_length)
-
-
-def force_eos(log_probs: torch.Tensor, at_limit: torch.Tensor) -> torch.Tensor:
-    """log_probs: (N, V); rows where ``at_limit`` (N,) may only emit EOS."""
-    if not bool(at_limit.any()):
-        return log_probs
-    blocked = log_probs.clone()
-    eos = blocked[:, EOS_ID].clone()
-    blocked[at_limit] = NEG_INF
-    blocked[:, EOS_ID] = eos
-    return blocked
-
-
-def forbid_eos(log_probs: torch.Tensor, too_short: torch.Tensor) -> torch.Tensor:
-    """log_probs: (N, V); rows where ``too_short`` (N,) may not emit EOS yet."""
-    if not bool(too_short.any()):
-        return log_probs
-    blocked = log_probs.clone()
-    blocked[too_short, EOS_ID] = NEG_INF
-    return blocked
-
-
-def block_repeats(log_probs: torch.Tensor, tokens: torch.Tensor, n: int) -> torch.Tensor:
-    """Forbid any token that would repeat an n-gram already in its row.
-
-    log_probs: (N, V); tokens: (N, t) emitted so far (BOS excluded). A window
-    of the row that equals its last n-1 tokens bans the token that followed it.
-    """
-    t = tokens.size(1)
-    if n < 1 or t < n:  # off, or no n-gram complete yet
-        return log_probs
-    if n == 1:
-        return log_probs.scatter(1, tokens, NEG_INF)
-    windows = tokens.unfold(1, n - 1, 1)[:, : t - n + 1]  # (N, t-n+1, n-1), each followed by a token
-    matches = (windows == tokens[:, t - n + 1 :].unsqueeze(1)).all(dim=-1)  # (N, t-n+1)
-    if not bool(matches.any()):
-        return log_probs
-    rows, starts = matches.nonzero(as_tuple=True)
-    banned = tokens[rows, starts + n - 1]
-    blocked = log_probs.clone()
-    blocked[rows, banned] = NEG_INF
-    return blocked
-
-
-def constrain(
-    log_probs: torch.Tensor, *, tokens: torch.Tensor, limits: torch.Tensor, minimums: torch.Tensor, config: DecodeConfig
-) -> torch.Tensor:
-    """Apply the length limits and n-gram blocking to one step. tokens: (N, t) emitted so far;
-    limits, minimums: (N,) per-row bounds. The maximum wins over the minimum."""
-    step = tokens.size(1)
-    log_probs = block_repeats(log_probs, tokens, config.no_repeat_ngram)
-    log_probs = forbid_eos(log_probs, (minimums > step) & (limits > step))
-    return force_eos(log_probs, limits <= step)
-
-
-def best_possible(alive_scores: torch.Tensor, limits: torch.Tensor, alpha: float) -> torch.Tensor:
-    """(n,) upper bound on any future ranking score of each sentence's alive beams.
-
-    alive_scores: (n, K) raw log-probabilities, which only fall as tokens are
-    added. With a length penalty a longer hypothesis is divided by more, so the
-    bound divides by the penalty at the longest length allowed. The coverage
-    penalty is at most 0, so it cannot raise the bound.
-    """
-    best = alive_scores.max(dim=1).values
-    if alpha == 0:
-        return best
-    return best / length_penalty(limits.float() + 1.0, alpha)
-
-
-def select_alive(top_tokens: torch.Tensor, beam_size: int) -> torch.Tensor:
-    """(n, K) positions, in rank order, of the K best candidates that do not end in EOS.
-
-    top_tokens: (n, 2K). Each beam has one EOS candidate, so at least K of
-    the 2K are not EOS; a stable sort keeps their ranking.
-    """
-    is_eos = (top_tokens == EOS_ID).to(torch.int8)
-    return torch.sort(is_eos, dim=1, stable=True).indices[:, :beam_size]
-
-
-def filter_distribution(log_probs: torch.Tensor, *, top_k: int, top_p: float, temperature: float) -> torch.Tensor:
-    """Sampling distribution (N, V) as log-probabilities: tempered, then top-k, then nucleus (top-p)."""
-    logits = log_probs / temperature
-    if 0 < top_k < logits.size(-1):
-        kth = logits.topk(top_k, dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, NEG_INF)
-    if top_p < 1.0:
-        sorted_logits, order = logits.sort(dim=-1, descending=True)
-        probs = sorted_logits.softmax(dim=-1)
-        # keep the smallest prefix whose mass reaches top_p (the first token always stays)
-        drop = probs.cumsum(dim=-1) - probs >= top_p
-        logits = logits.scatter(1, order, sorted_logits.masked_fill(drop, NEG_INF))
-    return logits.log_softmax(dim=-1)
 
 
 # ---------------------------------------------------------------- greedy and sampling
@@ -297,33 +181,6 @@ def beam_search(model: Searchable, src: torch.Tensor, src_lengths: torch.Tensor,
         if bool(done.any()):
             beams = beams.keep((~done).nonzero().view(-1))
     return [sorted(hyps, key=lambda h: h.score, reverse=True)[: config.n_best] for hyps in finished]
-
-
-def top_candidates(scores: torch.Tensor, log_probs: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The ``count`` best one-token extensions of each sentence's W beams.
-
-    scores: (n, W) beam log-probabilities; log_probs: (n*W, V) next-token ones.
-    Returns (n, count) scores, tokens and parent beams (0..W-1), best first;
-    when W*V < count the missing places are -inf extensions of beam 0 by PAD.
-
-    A sentence's best ``count`` are among the union of each beam's own best
-    ``count``, so the beams are ranked first (one pass over V per row) and the
-    sentence's W x count survivors second, instead of adding the beam scores to,
-    and ranking, all W x V extensions.
-    """
-    n, width = scores.shape
-    per_row = min(count, log_probs.size(-1))
-    row_scores, row_tokens = row_topk(log_probs, per_row)  # (n*W, c), best first
-    candidates = (scores.view(-1, 1) + row_scores).view(n, width * per_row)
-    tokens = row_tokens.view(n, width * per_row)
-    if width * per_row < count:
-        dead = count - width * per_row
-        candidates = torch.cat((candidates, candidates.new_full((n, dead), NEG_INF)), dim=1)
-        # PAD, never EOS: select_alive relies on at most one EOS candidate per beam
-        tokens = torch.cat((tokens, tokens.new_full((n, dead), PAD_ID)), dim=1)
-    top_scores, top_ids = candidates.topk(count, dim=1)
-    parents = torch.where(top_ids < width * per_row, top_ids // per_row, 0)
-    return top_scores, tokens.gather(1, top_ids), parents
 
 
 def _beam_step(model: Searchable, beams: _Beams, finished: list[list[Hypothesis]], config: DecodeConfig) -> _Beams:

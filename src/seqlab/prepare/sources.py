@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seqlab.config import SPLITS, PrepareConfig
-from seqlab.data import generate_numbers, iter_parallel
-from seqlab.errors import ConfigError, DataError
-from seqlab.tables import iter_table, table_format
+from seqlab.core.data_config import SPLITS, PrepareConfig
+from seqlab.core.errors import ConfigError, DataError
+from seqlab.core.text import iter_parallel
+from seqlab.prepare.numbers import generate_numbers
+from seqlab.prepare.tables import iter_table, table_format
 
 Chunks = Iterator[pd.DataFrame]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from seqlab.search.texts import Translation
 from seqlab.tokenizer import EOS_ID, Tokenizer
-from seqlab.translate import Translation
 
 # Inches per labelled row or column: enough for a 9-point label without overlap.
 CELL = 0.32

@@ -20,19 +20,20 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from seqlab.averaging import StateDict, average, keep_last, snapshot
-from seqlab.batching import Batch, EncodedSplit, bucket_indices
-from seqlab.checkpoint import save_checkpoint
-from seqlab.config import ModelConfig, TrainConfig
-from seqlab.data import ParallelText
-from seqlab.errors import ConfigError, SeqlabError
-from seqlab.loss import batch_loss
-from seqlab.model import Seq2Seq, build_model, count_parameters, output_pieces
-from seqlab.runtime import autocast
-from seqlab.schedule import learning_rate, planned_steps, plateau_update
+from seqlab.core.errors import ConfigError, SeqlabError
+from seqlab.core.run_config import ModelConfig, TrainConfig
+from seqlab.core.text import ParallelText
+from seqlab.model.batch import Batch
+from seqlab.model.checkpoint import save_checkpoint
+from seqlab.model.runtime import autocast
+from seqlab.model.seq2seq import Seq2Seq, build_model, count_parameters, output_pieces
 from seqlab.tokenizer import Tokenizer
-from seqlab.trainstate import Progress, Saved, restore_rng, save_state
-from seqlab.validation import Validation, is_better, validate, worst
+from seqlab.train.averaging import StateDict, average, keep_last, snapshot
+from seqlab.train.batches import EncodedSplit, bucket_indices
+from seqlab.train.loss import batch_loss
+from seqlab.train.schedule import learning_rate, planned_steps, plateau_update
+from seqlab.train.state import Progress, Saved, restore_rng, save_state
+from seqlab.train.validation import Validation, is_better, validate, worst
 
 
 class TrainingDiverged(SeqlabError):

@@ -12,10 +12,11 @@ from typing import Any
 
 import torch
 
-from seqlab.atomic import atomic_path
-from seqlab.config import ModelConfig, as_dict, build
-from seqlab.errors import DataError
-from seqlab.model import Seq2Seq, build_model
+from seqlab.core.errors import DataError
+from seqlab.core.files import atomic_path
+from seqlab.core.params import as_dict, build
+from seqlab.core.run_config import ModelConfig
+from seqlab.model.seq2seq import Seq2Seq, build_model
 from seqlab.tokenizer import Tokenizer
 
 FORMAT = "seqlab-checkpoint/1"

@@ -7,10 +7,10 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from seqlab.attention import build_attention
-from seqlab.cells import gru_update, lstm_update
-from seqlab.dropout import Dropout
-from seqlab.steplinear import WeightGradTape
+from seqlab.model.attention import build_attention
+from seqlab.model.cells import gru_update, lstm_update
+from seqlab.model.dropout import Dropout
+from seqlab.model.tape import WeightGradTape
 
 CELLS = {"lstm": nn.LSTMCell, "gru": nn.GRUCell}
 

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from seqlab.atomic import atomic_path, write_text
-from seqlab.schedule import Plateau
+from seqlab.core.files import atomic_path, write_text
+from seqlab.train.schedule import Plateau
 
 FORMAT = "seqlab-train-state/1"
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from seqlab.batching import Batch
-from seqlab.model import ModelOutput, Seq2Seq
+from seqlab.model.batch import Batch
+from seqlab.model.seq2seq import ModelOutput, Seq2Seq
 from seqlab.tokenizer import PAD_ID
 
 

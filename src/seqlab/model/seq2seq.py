@@ -13,11 +13,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from seqlab.config import ModelConfig
-from seqlab.decoder import Decoder, DecoderState
-from seqlab.dropout import Dropout
-from seqlab.encoder import Encoder
-from seqlab.errors import ConfigError
+from seqlab.core.errors import ConfigError
+from seqlab.core.run_config import ModelConfig
+from seqlab.model.decoder import Decoder, DecoderState
+from seqlab.model.dropout import Dropout
+from seqlab.model.encoder import Encoder
 from seqlab.tokenizer import EOS_ID, PAD_ID, UNK_ID
 
 # Copy and generation probabilities are mixed in probability space; this floor

@@ -1,0 +1,1 @@
+"""The decode stage's own work beyond search: attention heatmaps."""

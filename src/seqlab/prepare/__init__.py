@@ -1,0 +1,1 @@
+"""The prepare stage: corpus sources (number generator, text files, tables), cleaning, splitting."""
