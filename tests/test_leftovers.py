@@ -47,13 +47,13 @@ run_stage(stage.main)
 
 def run(cwd: Path, stage: str) -> None:
     proc = subprocess.run([sys.executable, str(ROOT / "stages" / f"{stage}.py")], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def kill_mid_write(cwd: Path, stage: str, owner: str, write: str) -> None:
     proc = subprocess.run([sys.executable, "-c", KILL_AFTER_ONE_WRITE, str(ROOT / "stages" / f"{stage}.py"), owner,
-                           write], cwd=cwd, capture_output=True, text=True, timeout=300)
+                           write], cwd=cwd, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
 
 
