@@ -108,7 +108,8 @@ def main(model_path: str, src: str, ref: str | None, name: str, beam: int, batch
         refs = [read_lines(ref)]
         for label, out in outputs:
             result[f"bleu_{label}"] = round(sacrebleu.corpus_bleu(out, refs).score, 2)
-    write_results(f"decode-{name}", f"Decoding speed, {name} (`python bench/decode.py`)", result)
+    write_results(f"decode-{name}", f"Decoding speed, {name} (`python bench/decode.py`)", result,
+                  options=click.get_current_context().params)
 
 
 if __name__ == "__main__":

@@ -230,7 +230,7 @@ def main(config_path: str, vocab: int, output_vocab: int, batch_size: int, src_l
         "largest_shape_classes": shape_classes(calls),
     }
     write_results(f"matmul_bound-{name}", f"Matmul-only bound of the fp32 training step, {name} "
-                  "(`python bench/matmul_bound.py`)", result)
+                  "(`python bench/matmul_bound.py`)", result, options=click.get_current_context().params)
 
 
 if __name__ == "__main__":

@@ -106,7 +106,8 @@ def main(config_file: str | None, overrides: tuple[str, ...], name: str, keep_mo
     }
     if not config_file:
         result["twenty_one"] = twenty_one.strip()
-    write_results(name, f"Pipeline run, {name} (`python bench/pipeline.py`)", result)
+    write_results(name, f"Pipeline run, {name} (`python bench/pipeline.py`)", result,
+                  options=click.get_current_context().params)
 
 
 if __name__ == "__main__":

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from report import OUT, markdown_rows, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "bench" / "results"
 LETTERS = np.array(list("abcdefghijklmnopqrstuvwxyz"))
 
 
@@ -104,9 +104,8 @@ def main() -> None:
         "tokenizer_peak_rss_mb": stages["tokenizer"]["peak_rss_mb"],
         "target_met": pre["wall_seconds"] <= 60 and pre["peak_rss_mb"] < 2048,
     }
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "preprocess.json").write_text(json.dumps(result, indent=2) + "\n")
-    rows = "\n".join(f"| {k} | {v} |" for k, v in result.items())
+    recorded = write_json("preprocess", result, options=vars(args))
+    rows = markdown_rows(recorded)
     logs = "\n".join(f"{s['output']}" for s in stages.values())
     (OUT / "preprocess.md").write_text(
         f"# Data stages at scale (`python bench/preprocess.py`)\n\n"
@@ -115,7 +114,7 @@ def main() -> None:
         f"The load average shows what else was running on the machine.\n\n"
         f"| measure | value |\n|---|---|\n{rows}\n\n```\n{logs}\n```\n"
     )
-    print(json.dumps(result, indent=2))
+    print(json.dumps(recorded, indent=2))
 
 
 if __name__ == "__main__":

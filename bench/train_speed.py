@@ -162,7 +162,8 @@ def main(embed: int, hidden: int, vocab: int, batch_size: int, src_len: int, tgt
         "bf16_times_joeynmt_850": round(bf16 / JOEYNMT_TOKENS_PER_SEC, 2),
         "fraction_of_bf16_peak": round(bf16 * flops / 1e9 / peak16, 3),
     }
-    write_results(f"train_speed-{name}", f"Training throughput, {name} (`python bench/train_speed.py`)", result)
+    write_results(f"train_speed-{name}", f"Training throughput, {name} (`python bench/train_speed.py`)", result,
+                  options=click.get_current_context().params)
 
 
 if __name__ == "__main__":

@@ -202,7 +202,7 @@ def main(joeynmt_python: str, data_dir: str, config_path: str, steps: int, log_e
                                                                    for r in per_round), 3) for key in tools},
     }
     write_results(f"vs_joeynmt-{name}", f"Training throughput against JoeyNMT 2.3, {name} "
-                                        "(`python bench/vs_joeynmt.py`)", result)
+                                        "(`python bench/vs_joeynmt.py`)", result, options=click.get_current_context().params)
 
 
 if __name__ == "__main__":

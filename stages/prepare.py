@@ -6,7 +6,7 @@ import json
 from seqlab.core.config import load_config
 from seqlab.core.data_config import SPLITS
 from seqlab.core.errors import DataError, run_stage
-from seqlab.core.files import atomic_path, write_text
+from seqlab.core.files import atomic_path, remove_leftovers, write_text
 from seqlab.core.text import CorpusWriter
 from seqlab.prepare.clean import Cleaner
 from seqlab.prepare.sources import read_source
@@ -14,6 +14,8 @@ from seqlab.prepare.sources import read_source
 
 def main() -> None:
     config = load_config()
+    for path in (config.paths.corpus, config.paths.prepare_stats):
+        remove_leftovers(path)  # of a run killed while writing it
     # The test split is scored in full: it is normalised like the others but never filtered.
     cleaners = {split: Cleaner(config.prepare.clean, filter=split != "test") for split in SPLITS}
     with atomic_path(config.paths.corpus) as tmp, CorpusWriter(tmp) as writer:

@@ -7,7 +7,7 @@ from pathlib import Path
 from seqlab.core.config import load_config
 from seqlab.core.data_config import PreprocessConfig
 from seqlab.core.errors import DataError, run_stage
-from seqlab.core.files import atomic_path, write_text
+from seqlab.core.files import atomic_path, remove_leftovers, write_text
 from seqlab.core.text import iter_parallel
 from seqlab.preprocess import ENCODED_SPLITS, SplitStats, encode, encode_threads, filter_pairs, shard_path, write_shard
 from seqlab.tokenizer import Tokenizer, load_tokenizer
@@ -29,6 +29,8 @@ def encode_split(corpus: Path, split: str, out: Path, *, tokenizer: Tokenizer, c
 
 def main() -> None:
     config = load_config()
+    for path in (config.paths.encoded, config.paths.preprocess_stats):
+        remove_leftovers(path)  # of a run killed while writing it
     tokenizer = load_tokenizer(config.paths.tokenizer)
     with atomic_path(config.paths.encoded) as tmp:
         tmp.mkdir()

@@ -199,6 +199,15 @@ def test_tie_embeddings_needs_equal_dims(tmp_path: Path) -> None:
     assert tied.model.tie_embeddings
 
 
+@pytest.mark.parametrize("name", ["share_embeddings", "copy"])
+def test_one_vocabulary_model_needs_a_joint_tokenizer(tmp_path: Path, name: str) -> None:
+    # A cross-section check: load_config refuses it, so the params stage does, before any stage runs.
+    text = f"tokenizer:\n  joint: false\nmodel:\n  share_embeddings: false\n  {name}: true\n"
+    with pytest.raises(ConfigError, match=rf"model\.{name}: needs tokenizer\.joint: true"):
+        load_text(tmp_path, text)
+    assert not load_text(tmp_path, "tokenizer:\n  joint: false\nmodel:\n  share_embeddings: false\n").tokenizer.joint
+
+
 def test_n_best_above_beam_size_rejected(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"decode\.n_best: must be between 1 and decode\.beam_size"):
         load_text(tmp_path, "decode:\n  beam_size: 2\n  n_best: 3\n")
@@ -220,6 +229,7 @@ def test_files_source_names_first_missing_file() -> None:
     ("text", "key"),
     [
         ("prepare:\n  numbers:\n    valid_size: 0\n", "prepare.numbers.valid_size"),
+        ("prepare:\n  numbers:\n    tgt_lang: xx\n", "prepare.numbers.tgt_lang: 'xx' is not a language"),
         ("tokenizer:\n  vocab_size: 4\n", "tokenizer.vocab_size"),
         ("tokenizer:\n  character_coverage: 0.0\n", "tokenizer.character_coverage"),
         ("model:\n  dropout: 1.0\n", "model.dropout"),

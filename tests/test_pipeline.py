@@ -206,4 +206,73 @@ def test_misspelled_param_key_fails_with_its_name(repo: Repo) -> None:
         assert proc.returncode != 0
         assert "lrr" in proc.stdout + proc.stderr
     finally:
-        repo.git("checkout", "params.yaml")
+        restore(repo)
+
+
+def restore(repo: Repo) -> None:
+    """The committed params, dvc.lock and outputs: git's files from git, the others from the DVC cache."""
+    repo.git("checkout", "--", ".")
+    repo.dvc("checkout")
+
+
+# What a failed run must not take away: an output of every stage.
+OUTPUTS = ("data/corpus/train.src", "reports/prepare.json", "data/tokenizer/src.model",
+           "data/encoded/train-00000.parquet", "models/model.pt", "outputs/test.hyp", "reports/metrics.json")
+
+
+@pytest.mark.parametrize(
+    ("section", "value", "error"),
+    [
+        ("seed", "1234", "error: params.yaml: seed: expected int, got str '1234'"),
+        ("decoding", {"beam_size": 2}, "error: params.yaml: unknown key decoding; valid keys: seed, paths, prepare,"),
+    ],
+    ids=["seed-as-string", "misnamed-section"],
+)
+def test_bad_params_fail_repro_before_any_output_is_removed(repo: Repo, section: str, value: object,
+                                                            error: str) -> None:
+    """The params stage checks every key of params.yaml first: DVC removes a stage's outputs just before
+    running it, so a check in prepare would come too late, and one in decode would never run at all
+    for an unknown section, which no stage depends on."""
+    restore(repo)
+    before = {path: (repo.path / path).read_bytes() for path in OUTPUTS}
+    params = repo.params()
+    params[section] = value
+    repo.write_params(params)
+    try:
+        proc = repo.dvc("repro", check=False)
+        assert proc.returncode != 0
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]  # ours, not DVC's
+        assert len(errors) == 1 and errors[0].startswith(error), proc.stderr
+        assert {path: (repo.path / path).read_bytes() for path in OUTPUTS if (repo.path / path).exists()} == before
+        assert "Running stage 'params'" in proc.stdout and "Running stage 'prepare'" not in proc.stdout
+        assert repo.git("status", "--porcelain", "dvc.lock").stdout == ""  # nothing recorded
+    finally:
+        restore(repo)
+
+
+def test_bad_params_fail_a_temp_experiment_too(repo: Repo) -> None:
+    # dvc exp run --temp runs in a copy, as queued experiments do.
+    proc = repo.dvc("exp", "run", "--temp", "-S", "+decoding.beam_size=2", check=False)
+    assert proc.returncode != 0
+    assert "error: params.yaml: unknown key decoding" in proc.stderr
+    assert "Running stage 'prepare'" not in proc.stdout
+
+
+def test_a_stage_failing_on_its_data_is_restored_by_dvc_checkout(repo: Repo) -> None:
+    """A check that needs the data runs in its stage, after DVC has removed that stage's outputs;
+    ``dvc checkout`` puts back those of its last successful run from the cache (the README's promise)."""
+    restore(repo)
+    tokenizer = {p.name: p.read_bytes() for p in (repo.path / "data/tokenizer").iterdir()}
+    params = repo.params()
+    params["tokenizer"]["vocab_size"] = 5000
+    repo.write_params(params)
+    proc = repo.dvc("repro", check=False)
+    assert proc.returncode != 0
+    assert "error: tokenizer.vocab_size: 5000 is more than this corpus allows" in proc.stderr
+    assert "Running stage 'tokenizer'" in proc.stdout and "Running stage 'prepare'" not in proc.stdout
+    assert not (repo.path / "data/tokenizer").exists()  # DVC removed it before running the stage
+    assert (repo.path / "data/corpus/train.src").exists() and (repo.path / "models/model.pt").exists()
+    repo.git("checkout", "params.yaml", "dvc.lock")  # dvc.lock: the params stage passed, and was recorded
+    repo.dvc("checkout")
+    assert {p.name: p.read_bytes() for p in (repo.path / "data/tokenizer").iterdir()} == tokenizer
+    assert "up to date" in repo.dvc("status").stdout

@@ -24,6 +24,7 @@ from seqlab.core.run_config import DecodeConfig, EvaluateConfig, ModelConfig, Tr
 class PathsConfig:
     """Every artifact path, written once; ``dvc.yaml`` reads them as ``${paths.*}``."""
 
+    params_ok: str = "reports/params.ok"  # params: written when params.yaml is valid (constant bytes)
     raw: str = "data/raw"  # prepare depends on this folder: keep the corpus files of prepare.files/table in it
     corpus: str = "data/corpus"  # prepare: {train,valid,test}.{src,tgt}
     prepare_stats: str = "reports/prepare.json"  # prepare: pairs read, normalised, dropped by reason
@@ -53,6 +54,13 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+
+    def __post_init__(self) -> None:
+        # Checked here rather than where the tokenizer meets the model, so that the params
+        # stage refuses it before dvc repro removes any stage's outputs.
+        for name in ("share_embeddings", "copy"):
+            if getattr(self.model, name) and not self.tokenizer.joint:
+                raise ConfigError(f"model.{name}: needs tokenizer.joint: true (one vocabulary for both sides)")
 
 
 def load_config(path: str | Path = "params.yaml") -> Config:

@@ -26,6 +26,22 @@ class NumbersConfig:
     test_size: int = 1000
     max_value: int = 1_000_000  # cardinals and ordinals are drawn log-uniformly below this
 
+    def __post_init__(self) -> None:
+        for name in ("src_lang", "tgt_lang"):
+            lang = getattr(self, name)
+            if not _num2words_knows(lang):
+                raise ConfigError(f"prepare.numbers.{name}: {lang!r} is not a language num2words knows")
+
+
+def _num2words_knows(lang: str) -> bool:
+    from num2words import num2words  # here, not at the top: no other section needs it
+
+    try:
+        num2words(1, lang=lang)
+    except NotImplementedError:
+        return False
+    return True
+
 
 @dataclass(frozen=True)
 class FilesConfig:
