@@ -8,7 +8,7 @@ from dvclive import Live
 
 from seqlab.core.config import load_config
 from seqlab.core.errors import run_stage
-from seqlab.core.files import write_text
+from seqlab.core.files import remove_leftovers, write_text
 from seqlab.core.params import as_dict
 from seqlab.core.text import read_parallel
 from seqlab.model.runtime import limit_kernel_cache, pick_device, seed_everything, set_threads
@@ -41,6 +41,8 @@ def main() -> None:
     scratch = run_dir(paths.train_scratch, run_id)
     check_writable(paths.model, f"{paths.train_log}/metrics.json", scratch.state)
     prune(paths.train_scratch, keep=scratch)
+    for path in (scratch.state, scratch.model):
+        remove_leftovers(path)  # of a run killed while saving
     check = load_state(scratch.state, fingerprint=run_id)
     print(check.note, flush=True)
     with no_space_message(scratch.root):
