@@ -37,7 +37,8 @@ def main() -> None:
     settings = {"seed": config.seed, "model": as_dict(config.model), "train": config.train.results_keys(),
                 "tokenize": config.evaluate.tokenize}
     run_id = fingerprint(params=settings, arrays=[train_data.src, train_data.tgt, valid_data.src, valid_data.tgt],
-                         blobs=[tokenizer.src_model, tokenizer.tgt_model, "\n".join(valid_text.src + valid_text.tgt).encode()])
+                         blobs=[tokenizer.src_model, tokenizer.tgt_model,
+                                "\n".join(valid_text.src + valid_text.tgt).encode()])
     scratch = run_dir(paths.train_scratch, run_id)
     check_writable(paths.model, f"{paths.train_log}/metrics.json", scratch.state)
     prune(paths.train_scratch, keep=scratch)
@@ -60,7 +61,9 @@ def main() -> None:
                                tokenizer=tokenizer, seed=config.seed, device=device, info=info, resume=resume,
                                live=live, outputs=Outputs(scratch.model, scratch.state, run_id),
                                tokenize=config.evaluate.tokenize)
-                live.summary.update({"best_step": result.best_step, f"best_{config.train.valid_metric}": result.best_metric})
+                # the saved model's: the average's when it replaced the best
+                live.summary.update({"best_step": result.best_step,
+                                     f"best_{config.train.valid_metric}": result.best_metric})
             summary = write_timings(result, metric=config.train.valid_metric)
         publish(scratch, model=paths.model, log=paths.train_log)
     print(f"train: {summary} -> {paths.model}")
