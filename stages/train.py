@@ -17,7 +17,7 @@ from seqlab.tokenizer import load_tokenizer
 from seqlab.train.batches import EncodedSplit
 from seqlab.train.loop import Outputs, TrainResult, train
 from seqlab.train.scratch import check_writable, no_space_message, prune, publish, run_dir
-from seqlab.train.state import fingerprint, load_state, trim_live_log
+from seqlab.train.state import load_state, run_fingerprint, trim_live_log
 
 TIMINGS = Path("reports/timings")
 
@@ -36,9 +36,9 @@ def main() -> None:
     valid_text = read_parallel(f"{paths.corpus}/valid.src", f"{paths.corpus}/valid.tgt")
     settings = {"seed": config.seed, "model": as_dict(config.model), "train": config.train.results_keys(),
                 "tokenize": config.evaluate.tokenize}
-    run_id = fingerprint(params=settings, arrays=[train_data.src, train_data.tgt, valid_data.src, valid_data.tgt],
-                         blobs=[tokenizer.src_model, tokenizer.tgt_model,
-                                "\n".join(valid_text.src + valid_text.tgt).encode()])
+    run_id = run_fingerprint(settings, train=[train_data.src, train_data.tgt], valid=[valid_data.src, valid_data.tgt],
+                             valid_text=valid_text.src + valid_text.tgt,
+                             tokenizers=[tokenizer.src_model, tokenizer.tgt_model])
     scratch = run_dir(paths.train_scratch, run_id)
     check_writable(paths.model, f"{paths.train_log}/metrics.json", scratch.state)
     prune(paths.train_scratch, keep=scratch)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from seqlab.core.run_config import TrainConfig
 from seqlab.train.schedule import Plateau
 from seqlab.train.state import (
     FORMAT,
@@ -17,6 +18,7 @@ from seqlab.train.state import (
     fingerprint,
     load_state,
     restore_rng,
+    run_fingerprint,
     save_state,
     trim_live_log,
 )
@@ -123,3 +125,16 @@ def test_a_finished_run_is_found_so_that_a_rerun_only_writes_its_outputs(tmp_pat
     assert check.finished and check.saved.progress.best_step == 2
     assert "writing its outputs without training" in check.note
     assert not load_state(path, fingerprint="other").finished
+
+
+def test_run_fingerprint_ignores_runtime_keys_through_its_settings() -> None:
+    """Issue 17.14: the stage fingerprints TrainConfig.results_keys(), which leaves out device, threads, save_every."""
+    ids = [np.array([1, 2]), np.array([3])]
+
+    def of(config: TrainConfig) -> str:
+        return run_fingerprint({"train": config.results_keys()}, train=[ids, ids], valid=[ids, ids],
+                               valid_text=["a", "b"], tokenizers=[b"s", b"t"])
+
+    base = of(TrainConfig())
+    assert of(TrainConfig(threads=4, device="cuda", save_every=7)) == base
+    assert of(TrainConfig(lr=0.001)) != base

@@ -98,6 +98,15 @@ def fingerprint(*, params: dict[str, Any], arrays: Sequence[Sequence[np.ndarray]
     return digest.hexdigest()
 
 
+def run_fingerprint(settings: dict[str, Any], *, train: Sequence[Sequence[np.ndarray]],
+                    valid: Sequence[Sequence[np.ndarray]], valid_text: Sequence[str],
+                    tokenizers: Sequence[bytes]) -> str:
+    """The fingerprint of one training run: its settings, its train and valid ids (source and target
+    sides), the raw valid text its metric decodes, and the tokenizer models."""
+    return fingerprint(params=settings, arrays=[*train, *valid],
+                       blobs=[*tokenizers, "\n".join(valid_text).encode()])
+
+
 def capture_rng() -> dict[str, Any]:
     """Python's and torch's global RNG states (dropout draws from torch's)."""
     return {
