@@ -9,7 +9,7 @@ from seqlab.core.text import read_lines
 from seqlab.decode.heatmaps import translation_heatmaps
 from seqlab.model.checkpoint import load_checkpoint
 from seqlab.model.runtime import limit_kernel_cache, pick_device, seed_everything
-from seqlab.search.texts import translate
+from seqlab.search.texts import decode_texts
 
 
 def main() -> None:
@@ -19,7 +19,7 @@ def main() -> None:
     device = pick_device(config.decode.device)
     loaded = load_checkpoint(config.paths.model, device=device)
     sources = read_lines(Path(config.paths.corpus) / "test.src")
-    results = translate(sources, model=loaded.model, tokenizer=loaded.tokenizer, config=config.decode,
+    results = decode_texts(sources, model=loaded.model, tokenizer=loaded.tokenizer, config=config.decode,
                         device=device, max_src_len=config.preprocess.max_src_len)
     write_text(config.paths.hypotheses, "".join(f"{r.texts[0]}\n" for r in results))
     with atomic_path(config.paths.attention) as folder:

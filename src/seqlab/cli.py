@@ -130,8 +130,7 @@ def translate(model_path: Path, input_file: Any, output_file: Any, max_src_len: 
 
     from seqlab.model.checkpoint import load_checkpoint
     from seqlab.model.runtime import limit_kernel_cache, pick_device
-    from seqlab.search.texts import bf16_copy
-    from seqlab.search.texts import translate as run_translate
+    from seqlab.search.texts import bf16_copy, decode_texts
 
     try:
         config = DecodeConfig(**search)
@@ -146,7 +145,7 @@ def translate(model_path: Path, input_file: Any, output_file: Any, max_src_len: 
     bar = tqdm(unit="line", disable=not show, file=sys.stderr, mininterval=1.0)
     number = 0
     for chunk in chunks(input_file, chunk_size):
-        results = run_translate(chunk, model=model, tokenizer=loaded.tokenizer, config=config, device=device,
+        results = decode_texts(chunk, model=model, tokenizer=loaded.tokenizer, config=config, device=device,
                                 max_src_len=max_src_len, generator=generator)
         for result in results:
             if result.truncated:

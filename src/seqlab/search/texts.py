@@ -60,7 +60,7 @@ def bf16_copy(model: Seq2Seq) -> Seq2Seq:
 
 
 @torch.inference_mode()
-def translate(
+def decode_texts(
     lines: list[str],
     *,
     model: Seq2Seq,
