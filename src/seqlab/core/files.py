@@ -8,6 +8,9 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
+
+from seqlab.core.errors import DataError
 
 
 @contextlib.contextmanager
@@ -38,6 +41,43 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.replace(target, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def open_atomic(path: str | Path) -> Iterator[TextIO]:
+    """A UTF-8 text file to stream into; its contents replace ``path`` only when the block succeeds.
+
+    On any error, Ctrl-C included, the temporary sibling is removed and ``path`` keeps
+    what it held (a process that must survive SIGTERM turns it into KeyboardInterrupt).
+    The temporary is made on entry, so an unwritable folder fails before any work is
+    done; that and a ``path`` that cannot be replaced (immutable, say) are DataErrors.
+    """
+    path = Path(path)
+    try:
+        handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="\n", dir=path.parent,
+                                             prefix=f".{path.name}.", suffix=".tmp", delete=False)
+    except OSError as err:
+        raise DataError(f"{path}: cannot write there ({err.strerror})") from None
+    try:
+        os.chmod(handle.name, _file_mode(path))  # a temporary is private; the output should not be
+        with handle:
+            yield handle
+        try:
+            os.replace(handle.name, path)
+        except OSError as err:
+            raise DataError(f"{path}: cannot replace it ({err.strerror})") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(handle.name)
+
+
+def _file_mode(path: Path) -> int:
+    """The permissions ``path`` has, or those a new file gets under the umask."""
+    if path.exists():
+        return path.stat().st_mode & 0o7777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def write_text(path: str | Path, text: str) -> None:
