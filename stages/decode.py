@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import torch
+
 from seqlab.core.config import load_config
 from seqlab.core.errors import run_stage
 from seqlab.core.files import atomic_path, write_text
@@ -19,8 +21,10 @@ def main() -> None:
     device = pick_device(config.decode.device)
     loaded = load_checkpoint(config.paths.model, device=device)
     sources = read_lines(Path(config.paths.corpus) / "test.src")
+    # One stream for the whole test set, seeded by `seed`: sampling differs across batches and follows the seed.
+    generator = torch.Generator(device=device).manual_seed(config.seed)
     results = decode_texts(sources, model=loaded.model, tokenizer=loaded.tokenizer, config=config.decode,
-                        device=device, max_src_len=config.preprocess.max_src_len)
+                           device=device, max_src_len=config.preprocess.max_src_len, generator=generator)
     write_text(config.paths.hypotheses, "".join(f"{r.texts[0]}\n" for r in results))
     with atomic_path(config.paths.attention) as folder:
         folder.mkdir()

@@ -40,7 +40,8 @@ def main() -> None:
     check = load_state(paths.train_state, fingerprint=run_id)
     print(check.note, flush=True)
     info = {"corpus": as_dict(config.prepare), "tokenizer": as_dict(config.tokenizer), "train": as_dict(config.train),
-            "train_pairs": len(train_data.src), "seed": config.seed}
+            "train_pairs": len(train_data.src), "seed": config.seed,
+            "max_src_len": config.preprocess.max_src_len}  # seqlab translate truncates longer sources to it
     with Live(paths.train_log, dvcyaml=False, save_dvc_exp=False, resume=check.saved is not None) as live:
         if check.saved is not None:
             trim_live_log(paths.train_log, last_step=check.saved.progress.valid_step)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import signal
 import sys
 import typing
@@ -93,7 +94,7 @@ class Project:
 def find_project(args: list[str]) -> Project:
     """The params file named by ``--params`` in ``args``, else ./params.yaml when there is one, loaded."""
     source = Path("params.yaml") if Path("params.yaml").is_file() else None
-    for flag, value in zip(args, args[1:]):
+    for flag, value in itertools.pairwise(args):
         if flag == "--params":
             source = Path(value)
     source = next((Path(a.split("=", 1)[1]) for a in args if a.startswith("--params=")), source)
