@@ -152,9 +152,10 @@ main(sys.argv[1:])
 def test_out_of_memory_is_one_line(checkpoint: Path, tmp_path: Path) -> None:
     (tmp_path / "in.txt").write_text(f"{' '.join([LONG] * 40)}\n" * 8, encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-c", OUT_OF_MEMORY, "translate", "--model", str(checkpoint), "--input",
-                           "in.txt", "--beam-size", str(MAX_SEARCH_ROWS), "--max-src-len", "0", "--max-length", "3", "--device", "cpu",
-                           "--no-progress"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    args = ["translate", "--model", str(checkpoint), "--input", "in.txt", "--beam-size", str(MAX_SEARCH_ROWS),
+            "--max-src-len", "0", "--max-length", "3", "--device", "cpu", "--no-progress"]
+    proc = subprocess.run([sys.executable, "-c", OUT_OF_MEMORY, *args], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
     assert proc.returncode == 1
     assert len(proc.stderr.splitlines()) == 1
     assert proc.stderr.startswith("Error: out of memory searching 8 sentences of up to ")
