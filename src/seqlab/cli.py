@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import itertools
-import signal
 import sys
 import typing
 from collections.abc import Callable, Iterator
@@ -127,16 +125,6 @@ class ProjectDefaults(click.Command):
         formatter.write_text(f"The search defaults shown come from {where}; options given override them.")
 
 
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM ends the command like Ctrl-C, so an unfinished output is removed, not kept."""
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def trained_src_len(info: dict[str, Any], project: Project) -> int:
     """The longest source the model was trained on: the checkpoint's record, else the project's setting."""
     if isinstance(info.get("max_src_len"), int):
@@ -195,7 +183,7 @@ def translate(model_path: Path, input_file: BinaryIO, output_path: Path | None, 
     import torch
     from tqdm import tqdm
 
-    from seqlab.core.files import open_atomic
+    from seqlab.core.files import open_atomic, sigterm_as_interrupt
     from seqlab.core.text import iter_stream_chunks
     from seqlab.model.checkpoint import load_checkpoint
     from seqlab.model.runtime import limit_kernel_cache, pick_device
@@ -209,7 +197,8 @@ def translate(model_path: Path, input_file: BinaryIO, output_path: Path | None, 
     device = pick_device(config.device)
     loaded = load_checkpoint(model_path, device=device)
     model = bf16_copy(loaded.model) if config.cpu_bf16 and device.type == "cpu" else loaded.model  # once, not per chunk
-    limit = trained_src_len(loaded.info, click.get_current_context().meta[PROJECT]) if max_src_len is None else max_src_len
+    if max_src_len is None:
+        max_src_len = trained_src_len(loaded.info, click.get_current_context().meta[PROJECT])
     generator = torch.Generator(device=device).manual_seed(seed)
     name = getattr(input_file, "name", "<stdin>")  # click's test runner gives a nameless stream
     show = progress if progress is not None else name != "<stdin>"
@@ -219,11 +208,11 @@ def translate(model_path: Path, input_file: BinaryIO, output_path: Path | None, 
         done = translate_stream(
             iter_stream_chunks(input_file, name=name, chunk_size=chunk_size), out,
             decode=functools.partial(decode_texts, model=model, tokenizer=loaded.tokenizer, config=config,
-                                     device=device, max_src_len=limit, generator=generator),
+                                     device=device, max_src_len=max_src_len, generator=generator),
             n_best=config.n_best, alignments=alignments, bar=bar)
     if done.truncated:
-        click.echo(f"warning: {len(done.truncated)} of {done.lines} sources truncated to {limit} pieces (first: line "
-                   f"{done.truncated[0]}); --max-src-len sets the limit, 0 for none", err=True)
+        click.echo(f"warning: {len(done.truncated)} of {done.lines} sources truncated to {max_src_len} pieces "
+                   f"(first: line {done.truncated[0]}); --max-src-len sets the limit, 0 for none", err=True)
 
 
 @main.command()

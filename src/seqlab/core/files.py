@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -48,7 +49,7 @@ def open_atomic(path: str | Path) -> Iterator[TextIO]:
     """A UTF-8 text file to stream into; its contents replace ``path`` only when the block succeeds.
 
     On any error, Ctrl-C included, the temporary sibling is removed and ``path`` keeps
-    what it held (a process that must survive SIGTERM turns it into KeyboardInterrupt).
+    what it held (SIGTERM too, inside :func:`sigterm_as_interrupt`).
     The temporary is made on entry, so an unwritable folder fails before any work is
     done; that and a ``path`` that cannot be replaced (immutable, say) are DataErrors.
     """
@@ -69,6 +70,16 @@ def open_atomic(path: str | Path) -> Iterator[TextIO]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(handle.name)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Inside the block SIGTERM ends the process like Ctrl-C, so ``open_atomic`` removes its temporary."""
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _file_mode(path: Path) -> int:

@@ -82,7 +82,8 @@ def check_parts(payload: dict[str, Any], path: Path) -> None:
         if key not in payload:
             raise DataError(f"{path}: broken checkpoint: no {key}")
         if not isinstance(payload[key], kind):
-            raise DataError(f"{path}: broken checkpoint: {key} is a {type(payload[key]).__name__}, not a {kind.__name__}")
+            kind_found = type(payload[key]).__name__
+            raise DataError(f"{path}: broken checkpoint: {key} is a {kind_found}, not a {kind.__name__}")
     bad = [k for k, v in payload["state_dict"].items() if not isinstance(v, torch.Tensor)]
     if bad:
         raise DataError(f"{path}: broken checkpoint: state_dict.{bad[0]} is not a tensor")
