@@ -38,7 +38,9 @@ from seqlab.search.texts import decode_texts
 
 def timed(lines: list[str], loaded, config: DecodeConfig, device: torch.device) -> tuple[float, list[str]]:
     start = time.perf_counter()
-    results = decode_texts(lines, model=loaded.model, tokenizer=loaded.tokenizer, config=config, device=device)
+    generator = torch.Generator(device=device).manual_seed(0)  # used only with -S strategy=sample
+    results = decode_texts(lines, model=loaded.model, tokenizer=loaded.tokenizer, config=config, device=device,
+                           generator=generator)
     return time.perf_counter() - start, [r.texts[0] for r in results]
 
 
