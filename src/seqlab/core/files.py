@@ -20,28 +20,39 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
     Works for files and directories alike: the caller writes whatever it likes
     at the yielded path. On error the temporary is removed and ``path`` is
-    left untouched.
+    left untouched; an unwritable folder or a ``path`` that cannot be replaced
+    (immutable, say) is a DataError naming it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except PermissionError as err:
+        raise DataError(f"{path}: cannot write there ({err.strerror})") from None
     target = tmp / path.name
     try:
         yield target
-        if path.is_dir() and not path.is_symlink():
-            # Move the old directory aside rather than deleting it first, so that a
-            # failed swap (say, nothing was written at ``target``) can put it back.
-            old = tmp / f"{path.name}.old"
-            os.replace(path, old)
-            try:
-                os.replace(target, path)
-            except BaseException:
-                os.replace(old, path)
-                raise
-        else:
-            os.replace(target, path)
+        try:
+            _swap(target, path, old=tmp / f"{path.name}.old")
+        except PermissionError as err:
+            raise DataError(f"{path}: cannot replace it ({err.strerror})") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _swap(target: Path, path: Path, *, old: Path) -> None:
+    """Put ``target`` where ``path`` is, a file or a directory."""
+    if path.is_dir() and not path.is_symlink():
+        # Move the old directory aside rather than deleting it first, so that a
+        # failed swap (say, nothing was written at ``target``) can put it back.
+        os.replace(path, old)
+        try:
+            os.replace(target, path)
+        except BaseException:
+            os.replace(old, path)
+            raise
+    else:
+        os.replace(target, path)
 
 
 @contextlib.contextmanager
