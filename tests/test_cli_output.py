@@ -152,3 +152,13 @@ def test_open_atomic_removes_its_temporary_when_the_replace_fails(tmp_path: Path
     with pytest.raises(DataError, match="out: cannot replace it"), open_atomic(path) as handle:
         handle.write("all of it\n")
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_a_full_disk_is_one_line(checkpoint: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    with open("/dev/full", "w") as full:  # every write to it fails with ENOSPC
+        proc = subprocess.run([sys.executable, "-m", "seqlab", "translate", "--model", str(checkpoint),
+                               "--max-length", "3"], cwd=tmp_path, env=env, input=b"seven\n", stdout=full,
+                              stderr=subprocess.PIPE, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.decode() == "Error: No space left on device\n"
