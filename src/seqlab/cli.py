@@ -135,7 +135,8 @@ def trained_src_len(info: dict[str, Any], project: Project) -> int:
 @dataclass(frozen=True)
 class Streamed:
     lines: int
-    truncated: list[int]  # input line numbers (from 1) whose source was cut
+    truncated: int  # sources that were cut ...
+    first_truncated: int  # ... the first of them as an input line number (from 1); 0 when none
 
 
 def translate_stream(chunks: Iterator[list[str]], output: TextIO, *, decode: Callable[[list[str]], list[Any]],
@@ -143,16 +144,16 @@ def translate_stream(chunks: Iterator[list[str]], output: TextIO, *, decode: Cal
     """Decode chunk by chunk, writing each chunk's lines as soon as they are ready."""
     from seqlab.search.texts import format_translation
 
-    number, truncated = 0, []
+    number, truncated, first = 0, 0, 0
     for chunk in chunks:
         for result in decode([line.removesuffix("\r") for line in chunk]):
             if result.truncated:
-                truncated.append(number + 1)
+                truncated, first = truncated + 1, first or number + 1
             output.write(format_translation(number, result, n_best=n_best, alignments=alignments))
             number += 1
         output.flush()
         bar.update(len(chunk))
-    return Streamed(number, truncated)
+    return Streamed(number, truncated, first)
 
 
 @main.command(cls=ProjectDefaults)
@@ -211,8 +212,8 @@ def translate(model_path: Path, input_file: BinaryIO, output_path: Path | None, 
                                      device=device, max_src_len=max_src_len, generator=generator),
             n_best=config.n_best, alignments=alignments, bar=bar)
     if done.truncated:
-        click.echo(f"warning: {len(done.truncated)} of {done.lines} sources truncated to {max_src_len} pieces "
-                   f"(first: line {done.truncated[0]}); --max-src-len sets the limit, 0 for none", err=True)
+        click.echo(f"warning: {done.truncated} of {done.lines} sources truncated to {max_src_len} pieces "
+                   f"(first: line {done.first_truncated}); --max-src-len sets the limit, 0 for none", err=True)
 
 
 @main.command()
