@@ -11,6 +11,10 @@ from typing import Any, ClassVar, Literal
 
 from seqlab.core.errors import ConfigError
 
+# Beams and sample counts beyond this are refused: search memory grows with them, and
+# past it a typo (beam 100000) ends in an allocator failure rather than a result.
+MAX_SEARCH_ROWS = 1000
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -151,6 +155,9 @@ class DecodeConfig:
         for name in ("length_penalty", "coverage_penalty", "min_length_ratio"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"decode.{name}: must be non-negative")
+        for name in ("beam_size", "n_best"):
+            if getattr(self, name) > MAX_SEARCH_ROWS:
+                raise ConfigError(f"decode.{name}: must be at most {MAX_SEARCH_ROWS}")
         if self.strategy == "beam" and not 1 <= self.n_best <= self.beam_size:
             raise ConfigError("decode.n_best: must be between 1 and decode.beam_size")
         if self.n_best < 1:

@@ -70,7 +70,8 @@ def _fit(inputs: TrainInputs, config: Config, scratch: RunDir, check: ResumeChec
          run_id: str, device: torch.device) -> TrainResult:
     resume = None if check.finished else check.saved
     info = {"corpus": as_dict(config.prepare), "tokenizer": as_dict(config.tokenizer),
-            "train": settings["train"], "train_pairs": len(inputs.train.src), "seed": config.seed}
+            "train": settings["train"], "train_pairs": len(inputs.train.src), "seed": config.seed,
+            "max_src_len": config.preprocess.max_src_len}  # seqlab translate truncates longer sources to it
     with Live(str(scratch.log), dvcyaml=False, save_dvc_exp=False, resume=resume is not None) as live:
         if resume is not None:
             trim_live_log(scratch.log, last_step=resume.progress.valid_step)
