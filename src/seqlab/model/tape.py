@@ -24,7 +24,6 @@ Usage (see ``Decoder.teacher_force``)::
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 
 class WeightGradTape:
@@ -166,8 +165,3 @@ class _ReleaseWeightGrads(torch.autograd.Function):
     @staticmethod
     def backward(ctx, *grads: torch.Tensor):
         return (None, None, *grads, *ctx.tape.weight_grads())
-
-
-def apply_linear(layer: nn.Linear, x: torch.Tensor, tape: WeightGradTape | None) -> torch.Tensor:
-    """``layer(x)``, through ``tape`` when one is given."""
-    return layer(x) if tape is None else tape.linear(layer.weight, x, layer.bias)
