@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from seqlab.core.run_config import ModelConfig
+from seqlab.model.attention import Attention, AttentionOutput, masked_softmax
 from seqlab.model.batch import make_batch
 from seqlab.model.seq2seq import build_model
 from seqlab.model.tape import WeightGradTape
@@ -82,6 +83,45 @@ def test_taped_chooses_how_training_multiplies(taped: bool) -> None:
     decoder_only = names(graph(steps[-1].feed) - graph(state.memory))
     assert ("_TapedMatmulBackward" in decoder_only) == taped
     assert ("_TapedContextBackward" in decoder_only) == taped
+
+
+class ScaledDot(Attention):
+    """A kind of attention the package does not have, defined only by the Attention interface:
+    softmax(W q . k / sqrt(A)) with a query weight, so training fuses and tapes that weight."""
+
+    def __init__(self, *, query_dim: int, key_dim: int) -> None:
+        super().__init__()
+        self.query_proj = torch.nn.Linear(query_dim, key_dim, bias=False)
+
+    def project_keys(self, keys: torch.Tensor) -> torch.Tensor:
+        return keys
+
+    def query_weight(self) -> torch.Tensor:
+        return self.query_proj.weight
+
+    def attend(self, query, proj_keys, values, mask, coverage=None, *, tape=None) -> AttentionOutput:
+        n, _, a = proj_keys.shape
+        scores = torch.bmm(query.view(n, -1, a), proj_keys.transpose(1, 2)) / a**0.5
+        weights = masked_softmax(scores, mask.unsqueeze(1)).to(values.dtype)
+        context = torch.bmm(weights, values) if tape is None or tape.values is None else tape.attend(weights)
+        return AttentionOutput(context=context.view(-1, values.size(-1)), weights=weights.view(-1, weights.size(-1)))
+
+
+@pytest.mark.parametrize("copy", [False, True])
+def test_a_new_attention_is_added_in_one_place_and_trains_taped(copy: bool) -> None:
+    """Swapping in an attention written against Attention alone, the taped and the module steps agree."""
+    grads = []
+    for taped in (True, False):
+        overrides = dict(rnn_type="lstm", attention="general", decoder_layers=2, copy=copy, share_embeddings=copy)
+        model, batch = model_and_batch(overrides, taped=taped)
+        torch.manual_seed(2)
+        model.decoder.attention = ScaledDot(query_dim=12, key_dim=model.config.memory_dim).double()
+        grads.append(gradients(model, batch))
+    (loss, taped), (ref_loss, plain) = grads
+    assert loss == pytest.approx(ref_loss, rel=1e-12)
+    assert "decoder.attention.query_proj.weight" in plain
+    for name in plain:
+        assert torch.allclose(taped[name], plain[name], rtol=0, atol=1e-12), name
 
 
 def test_taped_gradients_under_bf16_autocast_are_as_accurate_as_plain_autocast() -> None:
