@@ -104,7 +104,7 @@ class Decoder(nn.Module):
         hiddens, cells = [], []
         for layer in range(len(self.cells)):
             cell = state.cell[layer] if self.lstm else None
-            h, c = products.recurrent(layer, x, first, state.hidden[layer], cell)
+            h, c = products.recurrent(layer, x, first=first, hidden=state.hidden[layer], cell=cell)
             hiddens.append(h)
             cells.append(c)
             if layer + 1 < len(self.cells):  # the top layer's output goes to attention undropped
@@ -114,7 +114,7 @@ class Decoder(nn.Module):
         attended = self.attention.attend(
             query.value, state.proj_keys, values, state.src_mask, state.coverage, tape=products.tape
         )
-        feed = products.combine_feed(h, query, attended.context, state)
+        feed = products.combine_feed(h, query, context=attended.context, state=state)
         context = attended.context if state.memory_out is None else None
         next_state = self._next_state(state, hiddens, cells, feed, attended.weights)
         return StepResult(feed=feed, state=next_state, weights=attended.weights, context=context, hidden=h)

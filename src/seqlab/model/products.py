@@ -51,7 +51,13 @@ class ModuleProducts:
         self.cells, self.attention, self.combine = cells, attention, combine
 
     def recurrent(
-        self, layer: int, x: torch.Tensor | None, first: torch.Tensor, hidden: torch.Tensor, cell: torch.Tensor | None
+        self,
+        layer: int,
+        x: torch.Tensor | None,
+        *,
+        first: torch.Tensor,
+        hidden: torch.Tensor,
+        cell: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """One layer's next (h, c) (c None for a GRU). x: (N, I) the layer's input besides the
         embedding (the feed at layer 0, None without input feeding); first: (N, E) the
@@ -67,7 +73,9 @@ class ModuleProducts:
         weight = self.attention.query_weight()
         return Query(value=h if weight is None else nn.functional.linear(h, weight), head=None)
 
-    def combine_feed(self, h: torch.Tensor, query: Query, context: torch.Tensor, state: DecoderState) -> torch.Tensor:
+    def combine_feed(
+        self, h: torch.Tensor, query: Query, *, context: torch.Tensor, state: DecoderState
+    ) -> torch.Tensor:
         """(N, H) tanh(W [h; context]): context is (N, D) attended memory, or with
         ``state.memory_out`` (N, H) attended memory already through the context half."""
         if state.memory_out is None:
@@ -144,7 +152,13 @@ class TapedProducts:
         self.weights, self.tape = weights, tape
 
     def recurrent(
-        self, layer: int, x: torch.Tensor | None, first: torch.Tensor, hidden: torch.Tensor, cell: torch.Tensor | None
+        self,
+        layer: int,
+        x: torch.Tensor | None,
+        *,
+        first: torch.Tensor,
+        hidden: torch.Tensor,
+        cell: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """:meth:`ModuleProducts.recurrent`, but first: (N, G) the first layer's embedding product
         plus biases (G = 4H for an LSTM, 3H for a GRU)."""
@@ -167,7 +181,9 @@ class TapedProducts:
         query, head = both.split([w.query.size(0), h.size(-1)], -1)
         return Query(value=query, head=head)
 
-    def combine_feed(self, h: torch.Tensor, query: Query, context: torch.Tensor, state: DecoderState) -> torch.Tensor:
+    def combine_feed(
+        self, h: torch.Tensor, query: Query, *, context: torch.Tensor, state: DecoderState
+    ) -> torch.Tensor:
         if query.head is None:
             return torch.tanh(self.tape.linear(self.weights.combine, torch.cat((h, context), dim=-1)))
         return torch.tanh(query.head + context)

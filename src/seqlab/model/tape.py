@@ -14,7 +14,7 @@ product per step and adds it into the values' gradient; the tape records the
 step's weights and output gradient and computes the values' gradient once, as
 one batched matmul over all steps.
 
-Usage (see ``Decoder.teacher_force``)::
+Usage (see ``Decoder._taped_sequence`` and ``TapedProducts``)::
 
     tape = WeightGradTape([w1, w2])
     h0, xs = tape.anchor(h0, xs)    # what step 0 reads: their backward runs last
