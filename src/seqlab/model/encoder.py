@@ -60,12 +60,13 @@ class Encoder(nn.Module):
         Packing makes each sentence's states independent of the padding around
         it, which is what lets a sentence decode the same alone or in a batch.
 
-        Training on CPU (when ``taped``) runs the recurrence itself (:func:`_taped`), the same
-        arithmetic as the module's packed kernel arranged for speed: both
-        directions step together as one batched product, the recurrent
-        weight's gradient is one product per sequence (a WeightGradTape)
-        instead of one per step, and every step's input gates are split from
-        one product without the kernel's per-step zero-filled gradient slices.
+        Training on CPU, when ``taped``, runs the recurrence itself
+        (:func:`_taped`), the same arithmetic as the module's packed kernel
+        arranged for speed: both directions step together as one batched
+        product, the recurrent weight's gradient is one product per sequence
+        (a WeightGradTape) instead of one per step, and every step's input
+        gates are split from one product without the kernel's per-step
+        zero-filled gradient slices.
         """
         packed = pack_padded_sequence(self.dropout(embedded), lengths.cpu(), batch_first=True, enforce_sorted=False)
         if self.taped and torch.is_grad_enabled() and embedded.device.type == "cpu":

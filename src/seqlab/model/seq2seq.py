@@ -59,8 +59,8 @@ class Seq2Seq(nn.Module):
 
     def __init__(self, config: ModelConfig, *, src_vocab: int, tgt_vocab: int,
                  output_ids: torch.Tensor | None = None, taped: bool = True) -> None:
-        """taped: training's encoder and decoder steps run through weight-gradient tapes;
-        False: plain autograd, the tests' reference (same results up to rounding, slower)."""
+        """taped: training's decoder steps, and its encoder's on CPU, run through weight-gradient
+        tapes; False: plain autograd, the tests' reference (same results up to rounding, slower)."""
         super().__init__()
         self.config = config
         if (config.output_vocab == "target") != (output_ids is not None):
