@@ -365,8 +365,8 @@ def test_the_validation_bleu_splits_words_with_evaluate_tokenize(tiny: Tiny, tmp
     run(tiny, tmp_path, epochs=6, valid_metric="loss")  # long enough to get some characters right
     model = load_checkpoint(tmp_path / "model.pt").model
     config = TrainConfig(valid_metric="bleu", batch_tokens=60, device="cpu")
-    outputs = translate(tiny.valid_text.src, model=model, tokenizer=tiny.tokenizer,
-                        config=DecodeConfig(beam_size=1, batch_size=128), device=CPU)
+    outputs = decode_texts(tiny.valid_text.src, model=model, tokenizer=tiny.tokenizer,
+                              config=DecodeConfig(beam_size=1, batch_size=128), device=CPU)
     hypotheses = [out.texts[0] for out in outputs]
     scores = {}
     for tokenize in ("13a", "char"):
