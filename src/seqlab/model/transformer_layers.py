@@ -1,0 +1,201 @@
+"""The Transformer's blocks (Vaswani et al. 2017): multi-head attention, feed-forward, encoder and decoder layers.
+
+Attention runs through ``torch.nn.functional.scaled_dot_product_attention``
+(fused kernels on CPU and GPU). Keys and values are projected by the caller's
+request and handed back to it (:class:`KeyValues`): the decoder's self-attention
+cache and the cross-attention's per-source keys live in the search state, never
+on the modules.
+
+Shapes: B batch rows, T queries, S keys, H heads, D model width, Dh = D / H.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from seqlab.core.errors import ConfigError
+from seqlab.core.run_config import ModelConfig
+from seqlab.model.dropout import Dropout
+
+
+@dataclass(frozen=True)
+class KeyValues:
+    """Projected keys and values, (B, H, S, Dh) each."""
+
+    keys: torch.Tensor
+    values: torch.Tensor
+
+
+@dataclass(frozen=True)
+class Attended:
+    """out: (B, T, D); weights: (B, T, S) averaged over heads, or None when not asked for."""
+
+    out: torch.Tensor
+    weights: torch.Tensor | None
+
+
+class MultiHeadAttention(nn.Module):
+    def __init__(self, dim: int, heads: int, *, dropout: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.dropout = dropout
+        self.query = nn.Linear(dim, dim)
+        self.key_value = nn.Linear(dim, 2 * dim)
+        self.out = nn.Linear(dim, dim)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L, D) -> (B, H, L, Dh)."""
+        return x.unflatten(-1, (self.heads, -1)).transpose(1, 2)
+
+    def project(self, x: torch.Tensor) -> KeyValues:
+        """x: (B, S, D) -> keys and values (B, H, S, Dh)."""
+        keys, values = self.key_value(x).chunk(2, dim=-1)
+        return KeyValues(self._split(keys), self._split(values))
+
+    def forward(self, x: torch.Tensor, kv: KeyValues, *, mask: torch.Tensor | None = None, causal: bool = False,
+                weights: bool = False) -> Attended:
+        """x: (B, T, D) queries; mask: (B, S) True on keys that take part, or None (all do)."""
+        query = self._split(self.query(x))
+        values = kv.values
+        size = values.size(-1)
+        if weights:
+            # The weights come from the same fused call: an identity appended to the values
+            # makes the extra output columns the attention matrix itself, (B, H, T, S).
+            eye = torch.eye(values.size(2), dtype=values.dtype, device=values.device)
+            values = torch.cat((values, eye.expand(*values.shape[:2], -1, -1)), dim=-1)
+        attn_mask = None if mask is None else mask[:, None, None, :]
+        out = F.scaled_dot_product_attention(query, kv.keys, values, attn_mask=attn_mask, is_causal=causal,
+                                             dropout_p=self.dropout if self.training else 0.0)
+        mixed = self.out(out[..., :size].transpose(1, 2).flatten(2))
+        return Attended(mixed, out[..., size:].mean(dim=1) if weights else None)
+
+
+class FeedForward(nn.Module):
+    def __init__(self, dim: int, hidden: int, *, activation: str, dropout: float) -> None:
+        super().__init__()
+        self.inner = nn.Linear(dim, hidden)
+        self.activation = F.gelu if activation == "gelu" else F.relu
+        self.dropout = Dropout(dropout)
+        self.outer = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) -> (B, T, D)."""
+        return self.outer(self.dropout(self.activation(self.inner(x))))
+
+
+class Residual(nn.Module):
+    """A sublayer with its residual connection and layer norm, before (pre-norm) or after (post-norm)."""
+
+    def __init__(self, dim: int, *, pre_norm: bool, dropout: float) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.pre_norm = pre_norm
+        self.dropout = Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, sublayer: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        if self.pre_norm:
+            return x + self.dropout(sublayer(self.norm(x)))
+        return self.norm(x + self.dropout(sublayer(x)))
+
+
+def _blocks(config: ModelConfig, count: int) -> nn.ModuleList:
+    return nn.ModuleList(
+        Residual(config.model_dim, pre_norm=config.norm == "pre", dropout=config.dropout) for _ in range(count)
+    )
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.attention = MultiHeadAttention(config.model_dim, config.heads, dropout=config.attention_dropout)
+        self.feed_forward = FeedForward(config.model_dim, config.ff_dim, activation=config.activation,
+                                        dropout=config.dropout)
+        self.blocks = _blocks(config, 2)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x: (B, S, D); mask: (B, S) True on tokens. Padded positions never reach a real one."""
+        x = self.blocks[0](x, lambda h: self.attention(h, self.attention.project(h), mask=mask).out)
+        return self.blocks[1](x, self.feed_forward)
+
+
+@dataclass(frozen=True)
+class DecoderLayerOutput:
+    """x: (N, T, D); cache: self-attention keys/values of every position so far (N, H, t, Dh);
+    weights: cross-attention (N, T, S) or None."""
+
+    x: torch.Tensor
+    cache: KeyValues
+    weights: torch.Tensor | None
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        dim, heads = config.model_dim, config.heads
+        self.self_attention = MultiHeadAttention(dim, heads, dropout=config.attention_dropout)
+        self.cross_attention = MultiHeadAttention(dim, heads, dropout=config.attention_dropout)
+        self.feed_forward = FeedForward(dim, config.ff_dim, activation=config.activation, dropout=config.dropout)
+        self.blocks = _blocks(config, 3)
+
+    def forward(self, x: torch.Tensor, *, memory: KeyValues, src_mask: torch.Tensor, cache: KeyValues | None = None,
+                weights: bool = False) -> DecoderLayerOutput:
+        """x: (N, T, D) the next T positions; memory: this layer's cross keys/values (n, H, S, Dh) and
+        src_mask: (n, S), one row per source, shared by the N / n consecutive rows that decode it.
+
+        cache: keys/values of earlier positions (N, H, t, Dh); None for teacher forcing from position 0
+        (causal self-attention over x).
+        """
+        kept: list[KeyValues] = []
+
+        def attend_self(h: torch.Tensor) -> torch.Tensor:
+            new = self.self_attention.project(h)
+            if cache is not None:
+                new = KeyValues(torch.cat((cache.keys, new.keys), dim=2), torch.cat((cache.values, new.values), dim=2))
+            kept.append(new)
+            # Incremental steps have one query, which may see every cached position.
+            return self.self_attention(h, new, causal=cache is None and h.size(1) > 1).out
+
+        seen: list[torch.Tensor | None] = []
+
+        def attend_source(h: torch.Tensor) -> torch.Tensor:
+            # The rows of one source become extra queries of that source (N, T) -> (n, N / n * T):
+            # beams share the source's keys instead of copying them.
+            sources = memory.keys.size(0)
+            result = self.cross_attention(h.reshape(sources, -1, h.size(-1)), memory, mask=src_mask, weights=weights)
+            seen.append(None if result.weights is None else result.weights.reshape(*h.shape[:2], -1))
+            return result.out.reshape(h.shape)
+
+        x = self.blocks[0](x, attend_self)
+        x = self.blocks[1](x, attend_source)
+        x = self.blocks[2](x, self.feed_forward)
+        return DecoderLayerOutput(x=x, cache=kept[0], weights=seen[0])
+
+
+class Positions(nn.Module):
+    """Position encodings, sinusoidal (fixed) or learned, for at most ``config.max_positions`` positions."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.limit, dim = config.max_positions, config.model_dim
+        self.learned = nn.Embedding(self.limit, dim) if config.positions == "learned" else None
+        table = None
+        if self.learned is None:
+            position = torch.arange(self.limit, dtype=torch.float32).unsqueeze(1)
+            rate = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-torch.log(torch.tensor(10000.0)) / dim))
+            table = torch.zeros(self.limit, dim)
+            table[:, 0::2] = torch.sin(position * rate)
+            table[:, 1::2] = torch.cos(position * rate)[:, : dim // 2]
+        self.register_buffer("table", table, persistent=False)
+
+    def forward(self, start: int, length: int) -> torch.Tensor:
+        """(length, D) encodings of positions start .. start + length - 1."""
+        if start + length > self.limit:
+            raise ConfigError(f"model.max_positions: position {start + length - 1} asked for, the model has {self.limit}")
+        if self.learned is not None:
+            return self.learned.weight[start : start + length]
+        return self.table[start : start + length]
