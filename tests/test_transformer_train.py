@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from test_training import CPU, FakeLive, Killed, Tiny, assert_same_weights, final_weights, one_thread, tiny  # noqa: F401
+from test_training import (  # noqa: F401
+    CPU,
+    FakeLive,
+    Killed,
+    Tiny,
+    assert_same_weights,
+    final_weights,
+    one_thread,
+    tiny,
+)
 
 import seqlab.train.loop as training
 from seqlab.cli import main

@@ -12,7 +12,12 @@ from typing import Any
 import click
 
 from seqlab.core.errors import ConfigError, SeqlabError
-from seqlab.core.run_config import RNN_ONLY, TRANSFORMER_ONLY, DecodeConfig, EvaluateConfig
+from seqlab.core.run_config import (
+    RNN_ONLY,
+    TRANSFORMER_ONLY,
+    DecodeConfig,
+    EvaluateConfig,
+)
 
 DEFAULTS = DecodeConfig()
 

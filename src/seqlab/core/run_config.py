@@ -11,7 +11,6 @@ from typing import Literal
 
 from seqlab.core.errors import ConfigError
 
-
 # Keys that only one architecture reads. A value other than the default under the other
 # arch is an error, so a setting never silently does nothing; defaults may stay in params.yaml,
 # which lets `dvc exp run -S model.arch=transformer` switch with nothing else changed.

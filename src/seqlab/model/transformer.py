@@ -20,7 +20,12 @@ from seqlab.model.decoder import shared_sources
 from seqlab.model.dropout import Dropout
 from seqlab.model.output_space import OutputSpace
 from seqlab.model.seq2seq import ModelOutput, StepOutput
-from seqlab.model.transformer_layers import DecoderLayer, EncoderLayer, KeyValues, Positions
+from seqlab.model.transformer_layers import (
+    DecoderLayer,
+    EncoderLayer,
+    KeyValues,
+    Positions,
+)
 from seqlab.tokenizer import PAD_ID
 
 
