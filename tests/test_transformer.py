@@ -35,6 +35,7 @@ VARIANTS = {
     "post-learned-gelu": dict(norm="post", positions="learned", activation="gelu"),
     "unshared-tied-unscaled": dict(share_embeddings=False, tie_embeddings=True, scale_embeddings=False),
     "one-layer": dict(encoder_layers=1, decoder_layers=1),
+    "copy": dict(copy=True),
 }
 
 
@@ -79,8 +80,9 @@ def test_incremental_steps_equal_teacher_forcing_in_the_target_output_space() ->
             torch.testing.assert_close(step.log_probs, forced[:, t], rtol=0, atol=1e-5)
 
 
-def test_step_attention_is_a_distribution_over_the_real_source_pieces() -> None:
-    model = make(tiny())
+@pytest.mark.parametrize("copy", [False, True], ids=["cross-attention", "copy-head"])
+def test_step_attention_is_a_distribution_over_the_real_source_pieces(copy: bool) -> None:
+    model = make(tiny(copy=copy))
     src, src_lengths = pad(SOURCES)
     with torch.no_grad():
         step = model.decode_step(torch.full((3,), BOS_ID), model.encode(src, src_lengths))
@@ -89,9 +91,10 @@ def test_step_attention_is_a_distribution_over_the_real_source_pieces() -> None:
     assert bool((step.attention[src == PAD_ID] == 0).all())
 
 
-def test_beams_sharing_a_source_decode_as_their_own_copies() -> None:
+@pytest.mark.parametrize("copy", [False, True], ids=["plain", "copy"])
+def test_beams_sharing_a_source_decode_as_their_own_copies(copy: bool) -> None:
     """select() widens each sentence to 3 beams that share its encoder rows; rows decode as if alone."""
-    model = make(tiny())
+    model = make(tiny(copy=copy))
     src, src_lengths = pad(SOURCES)
     rows = torch.arange(3).repeat_interleave(3)
     with torch.no_grad():
@@ -102,14 +105,16 @@ def test_beams_sharing_a_source_decode_as_their_own_copies() -> None:
         for _ in range(3):
             a, b = model.decode_step(tokens, shared), model.decode_step(tokens, copied)
             torch.testing.assert_close(a.log_probs, b.log_probs, rtol=0, atol=1e-5)
+            torch.testing.assert_close(a.attention, b.attention, rtol=0, atol=1e-6)
             tokens = a.log_probs.argmax(-1)
             order = torch.tensor([2, 0, 1, 3, 3, 4, 8, 7, 6])  # back-pointers within each sentence
             shared, copied = a.state.reorder(order), b.state.select(order)
             tokens = tokens[order]
 
 
-def test_training_mode_uses_dropout_and_gradients_reach_every_parameter() -> None:
-    model = make(tiny()).train()
+@pytest.mark.parametrize("copy", [False, True], ids=["plain", "copy"])
+def test_training_mode_uses_dropout_and_gradients_reach_every_parameter(copy: bool) -> None:
+    model = make(tiny(copy=copy)).train()
     src, src_lengths = pad(SOURCES)
     tgt_in, _ = pad(TARGETS)
     first, second = model(src, src_lengths, tgt_in).scores, model(src, src_lengths, tgt_in).scores
@@ -124,3 +129,16 @@ def test_positions_beyond_max_positions_are_a_one_line_error() -> None:
     src = torch.tensor([[5, 6, 7, 8, 9, 10]])
     with pytest.raises(ConfigError, match=r"model\.max_positions: position 5 asked for, the model has 5"):
         model.encode(src, torch.tensor([6]))
+
+
+def test_copying_alone_puts_the_copy_attention_on_the_source_pieces() -> None:
+    """With the gate shut (p_gen = 0) the output distribution is the copy head's attention, summed per piece."""
+    model = make(tiny(copy=True))
+    with torch.no_grad():
+        model.copy_head.gate.bias.fill_(-100.0)
+    src, src_lengths = pad(SOURCES)
+    with torch.no_grad():
+        step = model.decode_step(torch.full((3,), BOS_ID), model.encode(src, src_lengths))
+    expected = torch.zeros(3, VOCAB).scatter_add(1, src, step.attention)
+    torch.testing.assert_close(step.log_probs.exp(), expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(step.log_probs.logsumexp(-1), torch.zeros(3), rtol=0, atol=1e-5)

@@ -66,7 +66,6 @@ def test_the_arch_key_lists_partition_the_arch_specific_fields() -> None:
     ("model:\n  arch: transformer\n  activation: swish\n", r"model\.activation: 'swish' is not one of"),
     ("model:\n  arch: transformer\n  norm: sandwich\n", r"model\.norm: 'sandwich' is not one of"),
     ("model:\n  arch: cnn\n", r"model\.arch: 'cnn' is not one of 'rnn', 'transformer'"),
-    ("model:\n  arch: transformer\n  copy: true\n", r"model\.copy: not yet available with model\.arch: transformer"),
     ("model:\n  arch: transformer\n  max_positions: 150\n", r"model\.max_positions: 150 is too few .* \(needs 201\)"),
     ("model:\n  arch: transformer\n  max_positions: 110\ndecode:\n  max_length: 120\n",
      r"model\.max_positions: 110 is too few .* \(needs 121\)"),
@@ -79,3 +78,10 @@ def test_bad_transformer_values_fail_naming_the_key(tmp_path: Path, text: str, m
 def test_max_positions_that_fit_are_accepted(tmp_path: Path) -> None:
     text = "model:\n  arch: transformer\n  max_positions: 121\ndecode:\n  max_length: 120\n"
     assert load_model_text(tmp_path, text).model.max_positions == 121
+
+
+def test_copy_applies_to_the_transformer_and_needs_a_joint_tokenizer(tmp_path: Path) -> None:
+    assert load_model_text(tmp_path, "model:\n  arch: transformer\n  copy: true\n").model.copy
+    with pytest.raises(ConfigError, match=r"model\.copy: needs tokenizer\.joint: true"):
+        load_model_text(tmp_path, "tokenizer:\n  joint: false\nmodel:\n  arch: transformer\n  copy: true\n"
+                                  "  share_embeddings: false\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -33,24 +34,29 @@ TRANSFORMER = ModelConfig(arch="transformer", model_dim=16, heads=2, ff_dim=32, 
                           dropout=0.1, attention_dropout=0.1, max_positions=210)
 
 
-def run(tiny: Tiny, tmp_path: Path, *, resume=None, live=None, seed: int = 1234, **options) -> TrainResult:
+def run(tiny: Tiny, tmp_path: Path, *, resume=None, live=None, seed: int = 1234, model: ModelConfig = TRANSFORMER,
+        **options) -> TrainResult:
     config = TrainConfig(**{"epochs": 2, "batch_tokens": 60, "device": "cpu", "save_every": 0, "lr": 0.005,
                             **options})
     torch.manual_seed(seed)
     random.seed(seed)
-    return train(tiny.train, tiny.valid, tiny.valid_text, model_config=TRANSFORMER, config=config,
+    return train(tiny.train, tiny.valid, tiny.valid_text, model_config=model, config=config,
                  tokenizer=tiny.tokenizer, seed=1234, device=CPU,
                  outputs=Outputs(tmp_path / "model.pt", tmp_path / "state.pt", "fp"),
                  info={"corpus": "tiny"}, resume=resume, live=live)
 
 
-def test_trains_and_the_checkpoint_rebuilds_the_transformer(tiny: Tiny, tmp_path: Path) -> None:
+@pytest.mark.parametrize("copy", [False, True], ids=["plain", "copy"])
+def test_trains_and_the_checkpoint_rebuilds_the_transformer(tiny: Tiny, tmp_path: Path, copy: bool) -> None:
     live = FakeLive()
-    run(tiny, tmp_path, live=live, epochs=3, label_smoothing=0.1, schedule="inverse_sqrt", warmup_steps=4)
+    config = replace(TRANSFORMER, copy=copy)
+    run(tiny, tmp_path, live=live, model=config, epochs=3, label_smoothing=0.1, schedule="inverse_sqrt",
+        warmup_steps=4)
     losses = live.values("train/loss")
     assert losses[-1] < losses[0]
     loaded = load_checkpoint(tmp_path / "model.pt")
-    assert isinstance(loaded.model, Transformer) and loaded.model.config == TRANSFORMER
+    assert isinstance(loaded.model, Transformer) and loaded.model.config == config
+    assert (loaded.model.copy_head is not None) == copy
     results = translate(["one", "twenty-two"], model=loaded.model, tokenizer=loaded.tokenizer,
                         config=DecodeConfig(beam_size=3), device=CPU)
     assert len(results) == 2 and all(r.hypotheses for r in results)

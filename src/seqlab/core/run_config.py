@@ -96,8 +96,6 @@ class ModelConfig:
     def _check_transformer(self) -> None:
         if self.model_dim % self.heads:
             raise ConfigError(f"model.heads: model.model_dim ({self.model_dim}) must divide by it ({self.heads})")
-        if self.copy:
-            raise ConfigError("model.copy: not yet available with model.arch: transformer")
 
     @property
     def memory_dim(self) -> int:

@@ -20,6 +20,7 @@ from seqlab.model.decoder import shared_sources
 from seqlab.model.dropout import Dropout
 from seqlab.model.output_space import OutputSpace
 from seqlab.model.seq2seq import ModelOutput, StepOutput
+from seqlab.model.transformer_copy import CopyHead, mix_copy
 from seqlab.model.transformer_layers import (
     DecoderLayer,
     EncoderLayer,
@@ -45,6 +46,7 @@ class TransformerState:
     src_mask: torch.Tensor
     src_ids: torch.Tensor
     rows_per_source: int = 1
+    copy: KeyValues | None = None  # the copy head's keys/values (n, 1, S, ...), with model.copy
 
     @property
     def position(self) -> int:
@@ -60,11 +62,32 @@ class TransformerState:
             src_mask=self.src_mask.index_select(0, sources),
             src_ids=self.src_ids.index_select(0, sources),
             rows_per_source=width,
+            copy=None if self.copy is None else _rows((self.copy,), sources)[0],
         )
 
     def reorder(self, index: torch.Tensor) -> TransformerState:
         """Follow beam back-pointers; ``index`` stays within each sentence's rows, so the encoder side stays."""
         return replace(self, cache=_rows(self.cache, index))
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """hidden: (N, T, D) the decoder's normed outputs; cache: per layer, keys/values of every position so far;
+    attention: (N, T, S) the last layer's cross-attention, or None when not asked for."""
+
+    hidden: torch.Tensor
+    cache: tuple[KeyValues, ...]
+    attention: torch.Tensor | None
+
+
+@dataclass(frozen=True)
+class Scores:
+    """scores: (N, T, V_out) logits, or log-probabilities when ``normalized`` (copying mixes two
+    distributions); attention: (N, T, S) the copy distribution, or None."""
+
+    scores: torch.Tensor
+    normalized: bool
+    attention: torch.Tensor | None
 
 
 def _rows(layers: tuple[KeyValues, ...], index: torch.Tensor) -> tuple[KeyValues, ...]:
@@ -93,6 +116,7 @@ class Transformer(OutputSpace):
         self.encoder_norm = nn.LayerNorm(dim) if pre else nn.Identity()
         self.decoder_norm = nn.LayerNorm(dim) if pre else nn.Identity()
         self.output = nn.Linear(dim, outputs)
+        self.copy_head = CopyHead(dim) if config.copy else None
         self._init_weights()
         if config.tie_embeddings:
             self.output.weight = self.tgt_embed.weight
@@ -130,28 +154,48 @@ class Transformer(OutputSpace):
         heads = self.config.heads
         empty = memory.new_zeros(src.size(0), heads, 0, self.config.model_dim // heads)
         cache = tuple(KeyValues(empty, empty) for _ in self.decoder_layers)
-        return TransformerState(cache=cache, cross=cross, src_mask=mask, src_ids=src)
+        copy = None if self.copy_head is None else self.copy_head.project(memory)
+        return TransformerState(cache=cache, cross=cross, src_mask=mask, src_ids=src, copy=copy)
 
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor) -> ModelOutput:
-        """Teacher forcing. tgt_in: (B, T) BOS + target. Logits (B, T, V_out); padded target positions
+        """Teacher forcing. tgt_in: (B, T) BOS + target. Scores (B, T, V_out); padded target positions
         come last, and causal attention keeps the real ones from seeing them."""
         state = self.encode(src, src_lengths)
-        x = self._embed(self.tgt_embed, tgt_in, 0)
-        for layer, memory in zip(self.decoder_layers, state.cross):
-            x = layer(x, memory=memory, src_mask=state.src_mask).x
-        logits = self.output(self.decoder_norm(x))
-        return ModelOutput(scores=logits, normalized=False, coverage_loss=logits.new_zeros((), dtype=torch.float32))
+        embedded = self._embed(self.tgt_embed, tgt_in, 0)
+        decoded = self._decode(embedded, state, incremental=False)
+        scores = self._scores(decoded.hidden, embedded, state)
+        return ModelOutput(scores=scores.scores, normalized=scores.normalized,
+                           coverage_loss=scores.scores.new_zeros((), dtype=torch.float32))
 
     def decode_step(self, prev_tokens: torch.Tensor, state: TransformerState) -> StepOutput:
         """prev_tokens: (N,) last emitted output indices. Log-probabilities (N, V_out); attention: (N, S),
-        the last decoder layer's cross-attention averaged over heads."""
-        x = self._embed(self.tgt_embed, self.to_pieces(prev_tokens).unsqueeze(1), state.position)  # (N, 1, D)
-        last = len(self.decoder_layers) - 1
-        caches = []
-        for i, (layer, memory, cache) in enumerate(zip(self.decoder_layers, state.cross, state.cache)):
-            out = layer(x, memory=memory, src_mask=state.src_mask, cache=cache, weights=i == last)
+        the copy head's with model.copy, else the last decoder layer's cross-attention averaged over heads."""
+        embedded = self._embed(self.tgt_embed, self.to_pieces(prev_tokens).unsqueeze(1), state.position)  # (N, 1, D)
+        decoded = self._decode(embedded, state, incremental=True)
+        scores = self._scores(decoded.hidden, embedded, state)
+        log_probs = scores.scores.squeeze(1)
+        if not scores.normalized:
+            log_probs = torch.log_softmax(log_probs.float(), dim=-1)
+        attention = decoded.attention if scores.attention is None else scores.attention
+        return StepOutput(log_probs=log_probs, state=replace(state, cache=decoded.cache),
+                          attention=attention.squeeze(1))
+
+    def _decode(self, embedded: torch.Tensor, state: TransformerState, *, incremental: bool) -> Decoded:
+        """embedded: (N, T, D) inputs at the state's next positions; teacher forcing starts at 0 and needs
+        no cache. Search reads the last layer's cross-attention unless the copy head gives its own."""
+        x, caches, last = embedded, [], len(self.decoder_layers) - 1
+        weights = incremental and self.copy_head is None
+        for i, (layer, memory) in enumerate(zip(self.decoder_layers, state.cross)):
+            out = layer(x, memory=memory, src_mask=state.src_mask, cache=state.cache[i] if incremental else None,
+                        weights=weights and i == last)
             x = out.x
             caches.append(out.cache)
-        log_probs = torch.log_softmax(self.output(self.decoder_norm(x)).squeeze(1).float(), dim=-1)
-        return StepOutput(log_probs=log_probs, state=replace(state, cache=tuple(caches)),
-                          attention=out.weights.squeeze(1))
+        return Decoded(hidden=self.decoder_norm(x), cache=tuple(caches), attention=out.weights)
+
+    def _scores(self, hidden: torch.Tensor, embedded: torch.Tensor, state: TransformerState) -> Scores:
+        logits = self.output(hidden)
+        if self.copy_head is None:
+            return Scores(scores=logits, normalized=False, attention=None)
+        copy = self.copy_head(hidden, embedded, state.copy, src_mask=state.src_mask)
+        src = state.src_ids.repeat_interleave(state.rows_per_source, dim=0)
+        return Scores(scores=mix_copy(logits, copy, src), normalized=True, attention=copy.attention)
