@@ -11,7 +11,6 @@ Shapes: B batch rows, T queries, S keys, H heads, D model width, Dh = D / H.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -89,7 +88,8 @@ class FeedForward(nn.Module):
 
 
 class Residual(nn.Module):
-    """A sublayer with its residual connection and layer norm, before (pre-norm) or after (post-norm)."""
+    """A sublayer's residual connection and layer norm, before (pre-norm) or after (post-norm):
+    ``x = block.add(x, sublayer(block.inputs(x)))``."""
 
     def __init__(self, dim: int, *, pre_norm: bool, dropout: float) -> None:
         super().__init__()
@@ -97,10 +97,14 @@ class Residual(nn.Module):
         self.pre_norm = pre_norm
         self.dropout = Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, sublayer: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-        if self.pre_norm:
-            return x + self.dropout(sublayer(self.norm(x)))
-        return self.norm(x + self.dropout(sublayer(x)))
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """What the sublayer reads: the normed stream (pre-norm) or the stream itself."""
+        return self.norm(x) if self.pre_norm else x
+
+    def add(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The stream after the sublayer's output ``y`` is added (and normed, post-norm)."""
+        x = x + self.dropout(y)
+        return x if self.pre_norm else self.norm(x)
 
 
 def _blocks(config: ModelConfig, count: int) -> nn.ModuleList:
@@ -119,8 +123,9 @@ class EncoderLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x: (B, S, D); mask: (B, S) True on tokens. Padded positions never reach a real one."""
-        x = self.blocks[0](x, lambda h: self.attention(h, self.attention.project(h), mask=mask).out)
-        return self.blocks[1](x, self.feed_forward)
+        h = self.blocks[0].inputs(x)
+        x = self.blocks[0].add(x, self.attention(h, self.attention.project(h), mask=mask).out)
+        return self.blocks[1].add(x, self.feed_forward(self.blocks[1].inputs(x)))
 
 
 @dataclass(frozen=True)
@@ -147,33 +152,31 @@ class DecoderLayer(nn.Module):
         """x: (N, T, D) the next T positions; memory: this layer's cross keys/values (n, H, S, Dh) and
         src_mask: (n, S), one row per source, shared by the N / n consecutive rows that decode it.
 
-        cache: keys/values of earlier positions (N, H, t, Dh); None for teacher forcing from position 0
-        (causal self-attention over x).
+        cache: keys/values of the t earlier positions (N, H, t, Dh), for one new position (T = 1); None for
+        teacher forcing from position 0 (causal self-attention over x).
         """
-        kept: list[KeyValues] = []
+        assert cache is None or x.size(1) == 1, "a cached step feeds one position"
+        attend_self, attend_source, feed_forward = self.blocks
+        h = attend_self.inputs(x)
+        cache = self._extend(cache, self.self_attention.project(h))
+        # Several positions at once come only from position 0 (teacher forcing) and need the causal mask;
+        # an incremental step's one query may see every cached position.
+        x = attend_self.add(x, self.self_attention(h, cache, causal=h.size(1) > 1).out)
+        h = attend_source.inputs(x)
+        # The rows of one source become extra queries of that source, (N, T) -> (n, N / n * T):
+        # beams share the source's keys instead of copying them.
+        cross = self.cross_attention(h.reshape(memory.keys.size(0), -1, h.size(-1)), memory, mask=src_mask,
+                                     weights=weights)
+        x = attend_source.add(x, cross.out.reshape(h.shape))
+        x = feed_forward.add(x, self.feed_forward(feed_forward.inputs(x)))
+        seen = None if cross.weights is None else cross.weights.reshape(*h.shape[:2], -1)
+        return DecoderLayerOutput(x=x, cache=cache, weights=seen)
 
-        def attend_self(h: torch.Tensor) -> torch.Tensor:
-            new = self.self_attention.project(h)
-            if cache is not None:
-                new = KeyValues(torch.cat((cache.keys, new.keys), dim=2), torch.cat((cache.values, new.values), dim=2))
-            kept.append(new)
-            # Incremental steps have one query, which may see every cached position.
-            return self.self_attention(h, new, causal=cache is None and h.size(1) > 1).out
-
-        seen: list[torch.Tensor | None] = []
-
-        def attend_source(h: torch.Tensor) -> torch.Tensor:
-            # The rows of one source become extra queries of that source (N, T) -> (n, N / n * T):
-            # beams share the source's keys instead of copying them.
-            sources = memory.keys.size(0)
-            result = self.cross_attention(h.reshape(sources, -1, h.size(-1)), memory, mask=src_mask, weights=weights)
-            seen.append(None if result.weights is None else result.weights.reshape(*h.shape[:2], -1))
-            return result.out.reshape(h.shape)
-
-        x = self.blocks[0](x, attend_self)
-        x = self.blocks[1](x, attend_source)
-        x = self.blocks[2](x, self.feed_forward)
-        return DecoderLayerOutput(x=x, cache=kept[0], weights=seen[0])
+    @staticmethod
+    def _extend(cache: KeyValues | None, new: KeyValues) -> KeyValues:
+        if cache is None:
+            return new
+        return KeyValues(torch.cat((cache.keys, new.keys), dim=2), torch.cat((cache.values, new.values), dim=2))
 
 
 class Positions(nn.Module):
