@@ -19,6 +19,7 @@ from test_training import (  # noqa: F401
     one_thread,
     tiny,
 )
+from test_translate import rescore
 
 import seqlab.train.loop as training
 from seqlab.cli import main
@@ -123,3 +124,21 @@ def test_translate_cli_runs_on_a_transformer_checkpoint(tiny: Tiny, tmp_path: Pa
                                        "--max-length", "5", "--alignments"], input="one\n\ntwo\n")
     assert result.exit_code == 0, result.output
     assert len(result.output.splitlines()) == 3
+
+
+@pytest.mark.parametrize("copy", [False, True], ids=["plain", "copy"])
+def test_cpu_bf16_search_scores_its_outputs_as_fp32_does(tiny: Tiny, copy: bool) -> None:
+    """translate's bf16 copy of a transformer decodes, and each output's reported log-probability is the
+    fp32 model's to bf16 precision (as for the RNN in test_translate)."""
+    torch.manual_seed(0)
+    config = replace(TRANSFORMER, copy=copy, dropout=0.0, attention_dropout=0.0)
+    model = build_model(config, src_vocab=tiny.tokenizer.src_vocab_size, tgt_vocab=tiny.tokenizer.tgt_vocab_size)
+    model.eval()
+    lines = ["one", "twenty-two", "fifty-seven", "three"]
+    results = translate(lines, model=model, tokenizer=tiny.tokenizer,
+                        config=DecodeConfig(beam_size=3, max_length=8, cpu_bf16=True), device=CPU)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    for line, result in zip(lines, results):
+        hyp = result.hypotheses[0]
+        exact = rescore(model, tiny.tokenizer.encode_src([line])[0], hyp.tokens)
+        assert hyp.log_prob == pytest.approx(exact, rel=0.03, abs=0.05)
