@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from num2words import num2words
+from test_search import ARCH_CONFIGS, decisive
 
 from seqlab.core.data_config import TokenizerConfig
 from seqlab.core.run_config import DecodeConfig, ModelConfig
@@ -35,9 +36,13 @@ def tokenizer() -> Tokenizer:
     return train_tokenizer(text, TokenizerConfig(vocab_size=40), seed=1)
 
 
-@pytest.fixture(scope="module")
-def model(tokenizer: Tokenizer) -> Seq2Seq:
+@pytest.fixture(scope="module", params=["rnn", "transformer"])
+def model(tokenizer: Tokenizer, request: pytest.FixtureRequest) -> Seq2Seq:
     torch.manual_seed(0)
+    if request.param == "transformer":
+        transformer = build_model(ARCH_CONFIGS["transformer"], src_vocab=tokenizer.src_vocab_size,
+                                  tgt_vocab=tokenizer.tgt_vocab_size)
+        return decisive(transformer, "transformer")
     config = ModelConfig(embed_dim=12, hidden_dim=12, attention_dim=12, dropout=0.1)
     model = build_model(config, src_vocab=tokenizer.src_vocab_size, tgt_vocab=tokenizer.tgt_vocab_size)
     with torch.no_grad():  # decisive enough that outputs differ from line to line

@@ -17,7 +17,7 @@ from seqlab.core.config import Config, load_config
 from seqlab.core.data_config import PreprocessConfig
 from seqlab.core.errors import ConfigError, SeqlabError
 from seqlab.core.params import as_dict, build
-from seqlab.core.run_config import DecodeConfig, EvaluateConfig
+from seqlab.core.run_config import RNN_ONLY, TRANSFORMER_ONLY, DecodeConfig, EvaluateConfig
 
 DEFAULTS = DecodeConfig()
 PROJECT = "seqlab.project"  # the context's meta key for the params file translate took its defaults from
@@ -230,8 +230,10 @@ def info(path: Path) -> None:
     click.echo(f"checkpoint: {path}")
     click.echo(f"parameters: {count_parameters(loaded.model):,}")
     click.echo("model:")
+    other_arch = TRANSFORMER_ONLY if config.arch == "rnn" else RNN_ONLY  # keys that say nothing of this model
     for name, value in vars(config).items():
-        click.echo(f"  {name}: {value}")
+        if name not in other_arch:
+            click.echo(f"  {name}: {value}")
     vocab = f"joint, {tok.src_vocab_size} pieces" if tok.joint else f"source {tok.src_vocab_size}, target {tok.tgt_vocab_size} pieces"
     click.echo(f"vocabulary: {vocab}")
     for key, value in loaded.info.items():

@@ -214,16 +214,21 @@ def output_pieces(targets: Iterable[np.ndarray], vocab_size: int) -> torch.Tenso
 
 
 def build_model(config: ModelConfig, *, src_vocab: int, tgt_vocab: int,
-                output_ids: torch.Tensor | None = None, taped: bool = True) -> Seq2Seq:
-    """The model for ``config``; shared embeddings and copying need one vocabulary for both sides.
-    output_ids: with ``output_vocab: target``, the target pieces (:func:`output_pieces`);
-    taped: see :class:`Seq2Seq`."""
+                output_ids: torch.Tensor | None = None, taped: bool = True) -> nn.Module:
+    """The model for ``config.arch``: :class:`Seq2Seq` or the Transformer; shared embeddings and
+    copying need one vocabulary for both sides. output_ids: with ``output_vocab: target``, the
+    target pieces (:func:`output_pieces`); taped: the RNN's training products (see :class:`Seq2Seq`)."""
     for name in ("share_embeddings", "copy"):
         if getattr(config, name) and src_vocab != tgt_vocab:
             raise ConfigError(
                 f"model.{name}: needs a joint vocabulary (tokenizer.joint: true); "
                 f"source has {src_vocab} pieces, target {tgt_vocab}"
             )
+    if config.arch == "transformer":
+        # Imported here: the transformer module builds on this one's output types.
+        from seqlab.model.transformer import Transformer
+
+        return Transformer(config, src_vocab=src_vocab, tgt_vocab=tgt_vocab, output_ids=output_ids)
     return Seq2Seq(config, src_vocab=src_vocab, tgt_vocab=tgt_vocab, output_ids=output_ids, taped=taped)
 
 
