@@ -27,7 +27,7 @@ from seqlab.core.run_config import DecodeConfig, ModelConfig, TrainConfig
 from seqlab.model.checkpoint import load_checkpoint, save_checkpoint
 from seqlab.model.seq2seq import Seq2Seq, build_model
 from seqlab.model.transformer import Transformer
-from seqlab.search.texts import translate
+from seqlab.search.texts import decode_texts
 from seqlab.train.loop import Outputs, TrainResult, train
 from seqlab.train.state import load_state
 
@@ -58,8 +58,8 @@ def test_trains_and_the_checkpoint_rebuilds_the_transformer(tiny: Tiny, tmp_path
     loaded = load_checkpoint(tmp_path / "model.pt")
     assert isinstance(loaded.model, Transformer) and loaded.model.config == config
     assert (loaded.model.copy_head is not None) == copy
-    results = translate(["one", "twenty-two"], model=loaded.model, tokenizer=loaded.tokenizer,
-                        config=DecodeConfig(beam_size=3), device=CPU)
+    results = decode_texts(["one", "twenty-two"], model=loaded.model, tokenizer=loaded.tokenizer,
+                           config=DecodeConfig(beam_size=3), device=CPU)
     assert len(results) == 2 and all(r.hypotheses for r in results)
 
 
@@ -135,8 +135,8 @@ def test_cpu_bf16_search_scores_its_outputs_as_fp32_does(tiny: Tiny, copy: bool)
     model = build_model(config, src_vocab=tiny.tokenizer.src_vocab_size, tgt_vocab=tiny.tokenizer.tgt_vocab_size)
     model.eval()
     lines = ["one", "twenty-two", "fifty-seven", "three"]
-    results = translate(lines, model=model, tokenizer=tiny.tokenizer,
-                        config=DecodeConfig(beam_size=3, max_length=8, cpu_bf16=True), device=CPU)
+    results = decode_texts(lines, model=model, tokenizer=tiny.tokenizer,
+                           config=DecodeConfig(beam_size=3, max_length=8, cpu_bf16=True), device=CPU)
     assert all(p.dtype == torch.float32 for p in model.parameters())
     for line, result in zip(lines, results):
         hyp = result.hypotheses[0]
