@@ -1,0 +1,121 @@
+"""Presets by Hydra composition (conf/): `dvc exp run -S corpus=multi30k -S model=rnn_base`.
+
+The committed params.yaml is the composed default; each preset composes to the values
+its complete params file had (tests/assets/presets/, kept from configs/*.yaml), with its
+corpus read from the DVC-imported data/corpora/<name> instead of ../shared/data/<name>.
+End to end: a 2x2 grid through `dvc queue`, and a Multi30k-shaped preset run in the
+queue's temporary workspace, then in a clone that has no ../shared at all.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from dvc_repo import TINY, Repo, make_repo, merge
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from seqlab.core.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+PRESETS = {"multi30k": "rnn_base", "gigaword": "rnn_medium"}
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def composed(conf: Path, *overrides: str) -> dict:
+    with initialize_config_dir(str(conf), version_base=None):
+        return OmegaConf.to_container(compose(config_name="config", overrides=list(overrides)))
+
+
+def test_hydra_is_enabled_for_dvc() -> None:
+    proc = subprocess.run([sys.executable, "-m", "dvc", "config", "hydra.enabled"], cwd=ROOT,
+                          capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "true"
+
+
+def test_the_composed_default_is_params_yaml() -> None:
+    assert composed(ROOT / "conf") == yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+@pytest.mark.parametrize("corpus", PRESETS)
+def test_a_preset_composes_to_the_values_of_its_old_params_file(corpus: str, tmp_path: Path) -> None:
+    params = composed(ROOT / "conf", f"corpus={corpus}", f"model={PRESETS[corpus]}")
+    old = (ROOT / "tests/assets/presets" / f"{corpus}.yaml").read_text()
+    assert params == yaml.safe_load(old.replace("../shared/data/", "data/corpora/"))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    load_config(tmp_path / "params.yaml")
+
+
+@pytest.mark.parametrize("corpus", PRESETS)
+def test_a_presets_corpus_comes_in_through_dvc(corpus: str) -> None:
+    # prepare depends on paths.raw, so DVC reruns it when a corpus file changes; the folder is a
+    # frozen import, so a clone without ../shared checks it out instead of re-importing it.
+    config = composed(ROOT / "conf", f"corpus={corpus}")
+    assert config["paths"]["raw"] == f"data/corpora/{corpus}"
+    files = [name for name in config["prepare"]["files"].values() if name]
+    assert files and all(Path(name).parent == Path(config["paths"]["raw"]) for name in files)
+    stage = yaml.safe_load((ROOT / "data/corpora" / f"{corpus}.dvc").read_text())
+    assert stage["frozen"] and stage["outs"][0]["path"] == corpus
+    assert stage["deps"][0]["path"] == f"../../../shared/data/{corpus}"
+
+
+def hydra_repo(tmp: Path) -> Repo:
+    """A project copy whose conf/config.yaml holds the tiny values, with Hydra enabled."""
+    repo = make_repo(tmp)
+    shutil.copytree(ROOT / "conf", repo.path / "conf")
+    base = yaml.safe_load((ROOT / "conf/config.yaml").read_text())
+    (repo.path / "conf/config.yaml").write_text(yaml.safe_dump(merge(base, TINY), sort_keys=False))
+    repo.dvc("config", "hydra.enabled", "true")
+    repo.git("add", "-A")
+    repo.git("commit", "-q", "-m", "hydra")
+    return repo
+
+
+def run_queue(repo: Repo, *, jobs: int = 1, timeout: float = 900) -> None:
+    """`dvc queue start -j jobs`, then wait until no experiment is queued or running."""
+    repo.dvc("queue", "start", "-j", str(jobs))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = repo.dvc("queue", "status").stdout
+        if not any(word in status for word in ("Queued", "Running")):
+            failed = [line.split()[1] for line in status.splitlines() if line.endswith("Failed")]
+            assert not failed, status + "".join(repo.dvc("queue", "logs", name, check=False).stdout for name in failed)
+            return
+        time.sleep(3)
+    raise AssertionError("the queue did not finish:\n" + status)
+
+
+def shown(repo: Repo) -> list[dict]:
+    """One row per experiment of `dvc exp show --json` (the baseline's experiments)."""
+    rows = json.loads(repo.dvc("exp", "show", "--json").stdout)
+    return [exp["revs"][0]["data"] for row in rows for exp in (row.get("experiments") or [])]
+
+
+def test_a_2x2_grid_sweep_runs_through_the_queue(tmp_path: Path) -> None:
+    repo = hydra_repo(tmp_path)
+    (repo.path / "conf/model/tiny_gru.yaml").write_text("rnn_type: gru\nembed_dim: 16\nhidden_dim: 16\n"
+                                                         "attention_dim: 16\ndropout: 0.0\n")
+    (repo.path / "conf/model/tiny_lstm.yaml").write_text("embed_dim: 16\nhidden_dim: 16\nattention_dim: 16\n"
+                                                          "dropout: 0.0\n")
+    repo.git("add", "-A")
+    repo.git("commit", "-q", "-m", "tiny models")
+    repo.dvc("exp", "run", "--queue", "-S", "train.lr=0.002,0.004", "-S", "model=tiny_gru,tiny_lstm",
+             "-S", "train.epochs=1")
+    assert repo.dvc("queue", "status").stdout.count("Queued") == 4
+    run_queue(repo)
+    rows = shown(repo)
+    assert len(rows) == 4
+    grid = {(row["params"]["params.yaml"]["data"]["train"]["lr"],
+             row["params"]["params.yaml"]["data"]["model"]["rnn_type"]) for row in rows}
+    assert grid == {(0.002, "gru"), (0.004, "gru"), (0.002, "lstm"), (0.004, "lstm")}
+    results = {json.dumps(row["metrics"]["reports/metrics.json"]["data"], sort_keys=True) for row in rows}
+    assert len(results) == 4
