@@ -74,6 +74,9 @@ def hydra_repo(tmp: Path) -> Repo:
     shutil.copytree(ROOT / "conf", repo.path / "conf")
     base = yaml.safe_load((ROOT / "conf/config.yaml").read_text())
     (repo.path / "conf/config.yaml").write_text(yaml.safe_dump(merge(base, TINY), sort_keys=False))
+    tiny = "".join(f"{key}: {value}\n" for key, value in TINY["model"].items())
+    (repo.path / "conf/model/tiny.yaml").write_text(tiny)
+    (repo.path / "conf/model/tiny_gru.yaml").write_text(tiny + "rnn_type: gru\n")
     repo.dvc("config", "hydra.enabled", "true")
     repo.git("add", "-A")
     repo.git("commit", "-q", "-m", "hydra")
@@ -102,13 +105,7 @@ def shown(repo: Repo) -> list[dict]:
 
 def test_a_2x2_grid_sweep_runs_through_the_queue(tmp_path: Path) -> None:
     repo = hydra_repo(tmp_path)
-    (repo.path / "conf/model/tiny_gru.yaml").write_text("rnn_type: gru\nembed_dim: 16\nhidden_dim: 16\n"
-                                                         "attention_dim: 16\ndropout: 0.0\n")
-    (repo.path / "conf/model/tiny_lstm.yaml").write_text("embed_dim: 16\nhidden_dim: 16\nattention_dim: 16\n"
-                                                          "dropout: 0.0\n")
-    repo.git("add", "-A")
-    repo.git("commit", "-q", "-m", "tiny models")
-    repo.dvc("exp", "run", "--queue", "-S", "train.lr=0.002,0.004", "-S", "model=tiny_gru,tiny_lstm",
+    repo.dvc("exp", "run", "--queue", "-S", "train.lr=0.002,0.004", "-S", "model=tiny_gru,tiny",
              "-S", "train.epochs=1")
     assert repo.dvc("queue", "status").stdout.count("Queued") == 4
     run_queue(repo)
@@ -119,3 +116,55 @@ def test_a_2x2_grid_sweep_runs_through_the_queue(tmp_path: Path) -> None:
     assert grid == {(0.002, "gru"), (0.004, "gru"), (0.002, "lstm"), (0.004, "lstm")}
     results = {json.dumps(row["metrics"]["reports/metrics.json"]["data"], sort_keys=True) for row in rows}
     assert len(results) == 4
+
+
+WORDS = {"ein": "a", "mann": "man", "hund": "dog", "rot": "red", "läuft": "runs", "auf": "on", "der": "the",
+         "straße": "street", "frau": "woman", "sitzt": "sits", "kind": "child", "spielt": "plays", "im": "in the",
+         "park": "park", "blau": "blue", "ball": "ball"}
+
+
+def write_multi30k_shaped(folder: Path) -> None:
+    """Tiny German -> English pairs under Multi30k's file names (gzipped, line-aligned)."""
+    folder.mkdir(parents=True)
+    rng = random.Random(7)
+    for split, count in (("train", 300), ("val", 30), ("test_2016_flickr", 30)):
+        pairs = [rng.choices(list(WORDS), k=rng.randint(2, 7)) for _ in range(count)]
+        for lang, lines in (("de", [" ".join(p) for p in pairs]), ("en", [" ".join(WORDS[w] for w in p) for p in pairs])):
+            with gzip.open(folder / f"{split}.{lang}.gz", "wt", encoding="utf-8") as out:
+                out.write("\n".join(lines) + "\n")
+
+
+PRESET_TINY = ("-S", "corpus=multi30k", "-S", "model=tiny", "-S", "tokenizer.vocab_size=40", "-S", "train.epochs=1",
+               "-S", "train.batch_tokens=600", "-S", "train.warmup_steps=0", "-S", "train.average_last=0",
+               "-S", "evaluate.bootstrap_resamples=50")
+
+
+def test_a_queued_preset_run_and_a_clone_without_shared(tmp_path: Path) -> None:
+    write_multi30k_shaped(tmp_path / "shared/data/multi30k")
+    repo = hydra_repo(tmp_path)  # tmp_path/repo, so ../shared is tmp_path/shared as in the project
+    (repo.path / "data/corpora").mkdir(parents=True)
+    repo.dvc("import-url", "../../../shared/data/multi30k", "data/corpora/multi30k")
+    repo.dvc("freeze", "data/corpora/multi30k.dvc")
+    repo.dvc("remote", "add", "-d", "team", str(tmp_path / "remote"))
+    repo.git("add", "-A")
+    repo.git("commit", "-q", "-m", "multi30k corpus")
+    repo.dvc("exp", "run", "--queue", *PRESET_TINY)
+    run_queue(repo)  # in .dvc/tmp/exps/..., where ../shared does not exist
+    [row] = shown(repo)
+    assert row["params"]["params.yaml"]["data"]["paths"]["raw"] == "data/corpora/multi30k"
+    assert row["metrics"]["reports/metrics.json"]["data"]["bleu"] > 0
+    name = repo.dvc("exp", "ls", "--name-only").stdout.split()[-1]
+    repo.dvc("exp", "apply", name)
+    repo.git("add", "-A")
+    repo.git("commit", "-q", "-m", "the preset's run")
+    repo.dvc("push")
+
+    clone = Repo(tmp_path / "teammate" / "repo", repo.env)  # no teammate/shared beside it
+    repo.run("git", "clone", "-q", str(repo.path), str(clone.path))
+    clone.dvc("pull")
+    clone.dvc("repro")
+    assert clone.dvc("status").stdout.strip().endswith("Data and pipelines are up to date.")
+    assert (clone.path / "data/corpora/multi30k/train.de.gz").is_file()
+    assert (clone.path / "data/corpus/train.src").is_file()
+    expected = json.loads((repo.path / "reports/metrics.json").read_text())
+    assert json.loads((clone.path / "reports/metrics.json").read_text())["bleu"] == expected["bleu"]
