@@ -8,8 +8,8 @@ the scores, the training record and the model size. Writes
 bench/results/<name>.json and .md.
 
     python bench/pipeline.py                                    # default data; translates "twenty-one"
-    python bench/pipeline.py -S corpus=multi30k -S model=rnn_base --name multi30k   # the reference RNN on Multi30k de->en
-    python bench/pipeline.py -S corpus=gigaword -S model=rnn_medium --name gigaword # copy attention on headlines
+    python bench/pipeline.py -S corpus=multi30k --name multi30k   # the reference RNN on Multi30k de->en
+    python bench/pipeline.py -S corpus=gigaword --name gigaword   # copy attention on headlines
 """
 
 from __future__ import annotations

@@ -48,11 +48,22 @@ def test_the_composed_default_is_params_yaml() -> None:
 
 @pytest.mark.parametrize("corpus", PRESETS)
 def test_a_preset_composes_to_the_values_of_its_old_params_file(corpus: str, tmp_path: Path) -> None:
-    params = composed(ROOT / "conf", f"corpus={corpus}", f"model={PRESETS[corpus]}")
+    params = composed(ROOT / "conf", f"corpus={corpus}")
     old = (ROOT / "tests/assets/presets" / f"{corpus}.yaml").read_text()
     assert params == yaml.safe_load(old.replace("../shared/data/", "data/corpora/"))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     load_config(tmp_path / "params.yaml")
+
+
+@pytest.mark.parametrize("corpus", PRESETS)
+def test_a_corpus_picks_its_model_unless_told_otherwise(corpus: str) -> None:
+    sizes = ("embed_dim", "hidden_dim", "attention_dim", "dropout")
+    preset = composed(ROOT / "conf", f"corpus={corpus}")["model"]
+    model = composed(ROOT / "conf", f"model={PRESETS[corpus]}")["model"]
+    assert [preset[key] for key in sizes] == [model[key] for key in sizes]
+    small = composed(ROOT / "conf", f"corpus={corpus}", "model=rnn_small")
+    assert small["model"]["hidden_dim"] == 256 and small["model"]["embed_dim"] == 128
+    assert small["paths"]["raw"] == f"data/corpora/{corpus}"
 
 
 @pytest.mark.parametrize("corpus", PRESETS)
