@@ -145,6 +145,37 @@ def shape_classes(calls: list[Call], top: int = 8) -> list[str]:
             for key, (n, f, s) in ranked]
 
 
+def measure_round(steps, overhead_steps, *, batches: int, tokens: float, work: float) -> dict:
+    """One round's timings per batch, each set against a peak measured just before it: the machine drifts."""
+    peak = lambda: matmul_peak(torch.float32, CPU) * 1e9  # noqa: E731
+    peak_step = peak()
+    step = seconds(steps, CPU) / batches
+    peak_recorded = peak()
+    with MatmulRecorder() as recorder:
+        steps()
+    matmuls = sum(c.seconds for c in recorder.calls) / batches
+    optimizer_update, other = (x / batches for x in (recorder.optimizer_seconds, recorder.other_seconds))
+    peak_replay = peak()
+    isolated = replay(recorder.calls) / batches
+    overhead = min(seconds(overhead_steps, CPU) for _ in range(3)) / batches
+    share = matmuls / (matmuls + optimizer_update + other + overhead)
+    fraction = work / step / peak_step
+    return {
+        "peak_gflops": peak_step / 1e9,
+        "tokens_per_sec": tokens / step,
+        "fraction_of_peak": fraction,
+        "matmul_share_of_op_time": matmuls / (matmuls + optimizer_update + other),
+        "bound_in_step": work / matmuls / peak_recorded,
+        "bound_isolated": work / isolated / peak_replay,
+        "ms_matmuls": matmuls * 1e3, "ms_optimizer": optimizer_update * 1e3, "ms_other": other * 1e3,
+        "ms_overhead": overhead * 1e3,
+        "matmul_share_of_wall_time": share,
+        # 55% of peak means the step's time times fraction / 0.55, of which the matmuls keep their share
+        "cut_for_55": 1 - (fraction / 0.55 - share) / (1 - share),
+        "calls": recorder.calls,
+    }
+
+
 @click.command()
 @click.option("--config", "config_path", default=str(ROOT / "tests/assets/presets/multi30k.yaml"), show_default=True,
               help="The params file whose model is timed.")
@@ -171,35 +202,8 @@ def main(config_path: str, vocab: int, output_vocab: int, batch_size: int, src_l
     steps()  # allocation and kernel choice
     overhead_steps()
     work = tokens * flops / len(batches)  # FLOPs per batch
-    peak = lambda: matmul_peak(torch.float32, CPU) * 1e9  # noqa: E731
-    rounds_out = []
-    for _ in range(rounds):  # each time against a peak measured just before it: the machine drifts
-        peak_step = peak()
-        step = seconds(steps, CPU) / len(batches)
-        peak_recorded = peak()
-        with MatmulRecorder() as recorder:
-            steps()
-        matmuls = sum(c.seconds for c in recorder.calls) / len(batches)
-        optimizer_update, other = (x / len(batches) for x in (recorder.optimizer_seconds, recorder.other_seconds))
-        peak_replay = peak()
-        isolated = replay(recorder.calls) / len(batches)
-        overhead = min(seconds(overhead_steps, CPU) for _ in range(3)) / len(batches)
-        share = matmuls / (matmuls + optimizer_update + other + overhead)
-        fraction = work / step / peak_step
-        rounds_out.append({
-            "peak_gflops": peak_step / 1e9,
-            "tokens_per_sec": tokens / len(batches) / step,
-            "fraction_of_peak": fraction,
-            "matmul_share_of_op_time": matmuls / (matmuls + optimizer_update + other),
-            "bound_in_step": work / matmuls / peak_recorded,
-            "bound_isolated": work / isolated / peak_replay,
-            "ms_matmuls": matmuls * 1e3, "ms_optimizer": optimizer_update * 1e3, "ms_other": other * 1e3,
-            "ms_overhead": overhead * 1e3,
-            "matmul_share_of_wall_time": share,
-            # 55% of peak means the step's time times fraction / 0.55, of which the matmuls keep their share
-            "cut_for_55": 1 - (fraction / 0.55 - share) / (1 - share),
-            "calls": recorder.calls,
-        })
+    rounds_out = [measure_round(steps, overhead_steps, batches=len(batches), tokens=tokens / len(batches), work=work)
+                  for _ in range(rounds)]
     median = lambda key, digits=None: round(statistics.median(r[key] for r in rounds_out), digits)  # noqa: E731
     each = lambda key, digits=None: [round(r[key], digits) for r in rounds_out]  # noqa: E731
     calls = rounds_out[len(rounds_out) // 2]["calls"]
