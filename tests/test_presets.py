@@ -94,9 +94,10 @@ def hydra_repo(tmp: Path) -> Repo:
     return repo
 
 
-def run_queue(repo: Repo, *, jobs: int = 1, timeout: float = 900) -> None:
-    """`dvc queue start -j jobs`, then wait until no experiment is queued or running."""
-    repo.dvc("queue", "start", "-j", str(jobs))
+def run_queue(repo: Repo, *, jobs: int = 1, threads: int | None = None, timeout: float = 900) -> None:
+    """`dvc queue start -j jobs` (under OMP_NUM_THREADS=threads), then wait until none is queued or running."""
+    env = repo.env if threads is None else {**repo.env, "OMP_NUM_THREADS": str(threads)}
+    Repo(repo.path, env).dvc("queue", "start", "-j", str(jobs))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = repo.dvc("queue", "status").stdout
@@ -157,10 +158,14 @@ def test_a_queued_preset_run_and_a_clone_without_shared(tmp_path: Path) -> None:
     repo.dvc("import-url", "../../../shared/data/multi30k", "data/corpora/multi30k")
     repo.dvc("freeze", "data/corpora/multi30k.dvc")
     repo.dvc("remote", "add", "-d", "team", str(tmp_path / "remote"))
+    # What the README tells -j N users to set reaches the queued stages' torch (whose default is a thread per core).
+    repo.env.pop("OMP_NUM_THREADS", None)
+    repo.dvc("stage", "add", "-n", "threads", "-o", "reports/threads.txt",
+             "python -c 'import torch; print(torch.get_num_threads())' > reports/threads.txt")
     repo.git("add", "-A")
     repo.git("commit", "-q", "-m", "multi30k corpus")
     repo.dvc("exp", "run", "--queue", *PRESET_TINY)
-    run_queue(repo)  # in .dvc/tmp/exps/..., where ../shared does not exist
+    run_queue(repo, threads=1)  # in .dvc/tmp/exps/..., where ../shared does not exist
     [row] = shown(repo)
     assert row["params"]["params.yaml"]["data"]["paths"]["raw"] == "data/corpora/multi30k"
     assert row["metrics"]["reports/metrics.json"]["data"]["bleu"] > 0
@@ -168,6 +173,7 @@ def test_a_queued_preset_run_and_a_clone_without_shared(tmp_path: Path) -> None:
     repo.dvc("exp", "apply", name)
     repo.git("add", "-A")
     repo.git("commit", "-q", "-m", "the preset's run")
+    assert (repo.path / "reports/threads.txt").read_text().strip() == "1"
     repo.dvc("push")
 
     clone = Repo(tmp_path / "teammate" / "repo", repo.env)  # no teammate/shared beside it
