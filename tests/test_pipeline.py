@@ -49,7 +49,8 @@ def test_repro_writes_every_artifact(repo: Repo) -> None:
     valid_steps = [line.split("\t")[0] for line in valid_loss.splitlines()]
     assert len(valid_steps) == 3 and int(valid_steps[2]) == 2 * int(valid_steps[1]) == train_metrics["step"]
     assert 0.0 <= train_metrics["valid"]["bleu"] <= 100.0 and train_metrics["best_step"] in map(int, valid_steps[1:])
-    assert torch.load(p / "models/train_state.pt", weights_only=True)["progress"]["finished"]
+    (state,) = (p / ".dvc/tmp/train").glob("*/state.pt")  # machine-local scratch, not an output
+    assert torch.load(state, weights_only=True)["progress"]["finished"]
 
 
 def test_evaluate_writes_intervals_sentences_and_buckets(repo: Repo) -> None:

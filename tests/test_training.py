@@ -15,7 +15,10 @@ import pytest
 import torch
 from num2words import num2words
 
+import sacrebleu
+
 import seqlab.train.loop as training
+import seqlab.train.verdict as verdict
 from seqlab.core.data_config import TokenizerConfig
 from seqlab.core.errors import run_stage
 from seqlab.core.run_config import DecodeConfig, ModelConfig, TrainConfig
@@ -26,7 +29,7 @@ from seqlab.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer, train_to
 from seqlab.train.batches import EncodedSplit
 from seqlab.train.loop import Outputs, TrainingDiverged, TrainResult, make_optimizer, train
 from seqlab.train.state import load_state
-from seqlab.train.validation import Validation, is_better, worst
+from seqlab.train.validation import Validation, is_better, validate, worst
 
 MODEL = ModelConfig(embed_dim=8, hidden_dim=8, attention_dim=8, dropout=0.2)
 CPU = torch.device("cpu")
@@ -85,14 +88,15 @@ class FakeLive:
         return [value for _, n, value in self.rows if n == name]
 
 
-def run(tiny: Tiny, tmp_path: Path, *, resume=None, live=None, seed: int = 1234, **options) -> TrainResult:
+def run(tiny: Tiny, tmp_path: Path, *, resume=None, live=None, seed: int = 1234, tokenize: str = "13a",
+        **options) -> TrainResult:
     """The train stage in process: seed everything, then train with ``options`` over tiny defaults."""
     config = TrainConfig(**{"epochs": 2, "batch_tokens": 60, "device": "cpu", "save_every": 0, **options})
     torch.manual_seed(seed)
     random.seed(seed)
     return train(tiny.train, tiny.valid, tiny.valid_text, model_config=MODEL, config=config, tokenizer=tiny.tokenizer,
                  seed=1234, device=CPU, outputs=Outputs(tmp_path / "model.pt", tmp_path / "state.pt", "fp"),
-                 info={"corpus": "tiny"}, resume=resume, live=live)
+                 info={"corpus": "tiny"}, resume=resume, live=live, tokenize=tokenize)
 
 
 def final_weights(tmp_path: Path) -> dict[str, torch.Tensor]:
@@ -112,12 +116,12 @@ def test_trains_keeps_best_checkpoint_and_finishes_state(tiny: Tiny, tmp_path: P
     result = run(tiny, tmp_path, live=live)
     steps_per_epoch = result.steps // 2
     assert live.steps() == [steps_per_epoch, 2 * steps_per_epoch]  # valid_every 0: once per epoch
-    assert {n for _, n, _ in live.rows} == {"train/loss", "valid/loss", "valid/ppl", "valid/bleu", "lr",
-                                            "tokens_per_sec"}
+    # no wall-clock figure: the same run must log the same bytes
+    assert {n for _, n, _ in live.rows} == {"train/loss", "valid/loss", "valid/ppl", "valid/bleu", "lr"}
     loaded = load_checkpoint(tmp_path / "model.pt")
     assert loaded.info["step"] == result.best_step and loaded.info["valid_metric"] == "bleu"
     assert loaded.info["corpus"] == "tiny"
-    assert load_state(tmp_path / "state.pt", fingerprint="fp").saved is None  # finished: never resumed
+    assert load_state(tmp_path / "state.pt", fingerprint="fp").finished  # nothing left to train
     assert torch.load(tmp_path / "state.pt", weights_only=True)["progress"]["finished"]
     assert result.resumed_from == 0 and not result.stopped_early and not result.averaged
 
@@ -177,8 +181,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tiny: Tiny, tmp_path: Path,
     # The curves: rows kept up to the saved validation, then the resumed run's, equal the straight run's.
     last = check.saved.progress.valid_step
     joined = [r for r in killed_live.rows if r[0] <= last] + resumed_live.rows
-    drop_speed = lambda rows: [r for r in rows if r[1] != "tokens_per_sec"]  # noqa: E731
-    assert drop_speed(joined) == drop_speed(straight_live.rows)
+    assert joined == straight_live.rows
 
 
 # ---------------------------------------------------------------- options
@@ -193,7 +196,7 @@ def test_valid_every_and_max_steps(tiny: Tiny, tmp_path: Path) -> None:
 
 def constant_validation(monkeypatch, metric: float = 5.0) -> None:
     """Every validation scores the same: the first improves on nothing, the rest do not."""
-    monkeypatch.setattr(training, "validate", lambda *a, **k: Validation(loss=1.0, metric=metric))
+    monkeypatch.setattr(verdict, "validate", lambda *a, **k: Validation(loss=1.0, metric=metric))
 
 
 def test_early_stopping_after_patience_validations_without_improvement(tiny: Tiny, tmp_path: Path,
@@ -249,9 +252,14 @@ def test_optimizers() -> None:
 
 
 def test_averaging_the_last_checkpoints(tiny: Tiny, tmp_path: Path, monkeypatch) -> None:
-    constant_validation(monkeypatch)  # the average validates as well as the best: it is kept
-    result = run(tiny, tmp_path, valid_every=2, max_steps=6, average_last=3)
+    scores = iter([5.0, 4.0, 3.0, 6.0])  # three validations, then the average: better than the best
+    monkeypatch.setattr(verdict, "validate", lambda *a, **k: Validation(loss=1.0, metric=next(scores)))
+    live = FakeLive()
+    result = run(tiny, tmp_path, live=live, valid_every=2, max_steps=6, average_last=3)
     assert result.averaged
+    # best_* describe the model saved, the average, not the single checkpoint it replaced (issue 17.15)
+    assert (result.best_metric, result.best_step) == (6.0, 6)
+    assert load_state(tmp_path / "state.pt", fingerprint="fp").saved.progress.best_metric == 6.0
     snapshots = torch.load(tmp_path / "state.pt", weights_only=True)["snapshots"]
     assert len(snapshots) == 3
     saved = torch.load(tmp_path / "model.pt", weights_only=True)
@@ -263,9 +271,10 @@ def test_averaging_the_last_checkpoints(tiny: Tiny, tmp_path: Path, monkeypatch)
 
 def test_an_average_that_validates_worse_is_discarded(tiny: Tiny, tmp_path: Path, monkeypatch) -> None:
     scores = iter([5.0, 4.0, 3.0, 1.0])  # three validations, then the average
-    monkeypatch.setattr(training, "validate", lambda *a, **k: Validation(loss=1.0, metric=next(scores)))
+    monkeypatch.setattr(verdict, "validate", lambda *a, **k: Validation(loss=1.0, metric=next(scores)))
     result = run(tiny, tmp_path, valid_every=2, max_steps=6, average_last=3)
     assert not result.averaged
+    assert (result.best_metric, result.best_step) == (5.0, 2)
     assert "averaged_checkpoints" not in load_checkpoint(tmp_path / "model.pt").info
 
 
@@ -319,12 +328,20 @@ def test_nan_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(tiny: T
 
 
 def test_copy_and_coverage_models_train_with_the_coverage_term(tiny: Tiny, tmp_path: Path, monkeypatch) -> None:
-    model = ModelConfig(embed_dim=8, hidden_dim=8, attention_dim=8, copy=True, coverage=True, coverage_loss_weight=2.0)
-    monkeypatch.setattr(f"{__name__}.MODEL", model)
-    live = FakeLive()
-    run(tiny, tmp_path, live=live, max_steps=2, valid_every=1)
-    assert all(np.isfinite(live.values("train/loss") + live.values("valid/loss")))
-    assert load_checkpoint(tmp_path / "model.pt").model.config.copy
+    lives = {}
+    for weight in (0.0, 2.0):
+        model = ModelConfig(embed_dim=8, hidden_dim=8, attention_dim=8, copy=True, coverage=True,
+                            coverage_loss_weight=weight)
+        monkeypatch.setattr(f"{__name__}.MODEL", model)
+        lives[weight] = FakeLive()
+        run(tiny, tmp_path / str(weight), live=lives[weight], max_steps=2, valid_every=1, valid_metric="loss")
+    plain, covered = lives[0.0], lives[2.0]
+    assert all(np.isfinite(covered.values("train/loss") + covered.values("valid/loss")))
+    # Same seed, same first batch: the objective differs by the (positive) weighted coverage term ...
+    assert covered.values("train/loss")[0] > plain.values("train/loss")[0]
+    # ... and its gradient moved the weights (validation loss carries no coverage term itself).
+    assert covered.values("valid/loss")[0] != plain.values("valid/loss")[0]
+    assert load_checkpoint(tmp_path / "2.0" / "model.pt").model.config.copy
 
 
 def test_target_output_vocab_trains_and_translates_with_the_target_pieces_only(tiny: Tiny, tmp_path: Path,
@@ -341,3 +358,20 @@ def test_target_output_vocab_trains_and_translates_with_the_target_pieces_only(t
     emitted = {t for r in results for h in r.hypotheses for t in h.tokens}
     assert emitted and emitted <= set(used)  # piece ids, mapped back from output indices
     assert [r.texts for r in results] == [tiny.tokenizer.decode_tgt([h.tokens for h in r.hypotheses]) for r in results]
+
+
+def test_the_validation_bleu_splits_words_with_evaluate_tokenize(tiny: Tiny, tmp_path: Path) -> None:
+    """Issue 17.16: a character-level or Chinese target is scored with its own tokenizer."""
+    run(tiny, tmp_path, epochs=6, valid_metric="loss")  # long enough to get some characters right
+    model = load_checkpoint(tmp_path / "model.pt").model
+    config = TrainConfig(valid_metric="bleu", batch_tokens=60, device="cpu")
+    outputs = translate(tiny.valid_text.src, model=model, tokenizer=tiny.tokenizer,
+                        config=DecodeConfig(beam_size=1, batch_size=128), device=CPU)
+    hypotheses = [out.texts[0] for out in outputs]
+    scores = {}
+    for tokenize in ("13a", "char"):
+        scores[tokenize] = validate(model, tiny.valid, tiny.valid_text, config=config, tokenizer=tiny.tokenizer,
+                                    device=CPU, tokenize=tokenize).metric
+        expected = sacrebleu.BLEU(tokenize=tokenize).corpus_score(hypotheses, [tiny.valid_text.tgt]).score
+        assert scores[tokenize] == pytest.approx(expected)
+    assert scores["char"] != scores["13a"]

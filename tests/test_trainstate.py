@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from seqlab.core.run_config import TrainConfig
 from seqlab.train.schedule import Plateau
 from seqlab.train.state import (
     FORMAT,
@@ -17,6 +18,7 @@ from seqlab.train.state import (
     fingerprint,
     load_state,
     restore_rng,
+    run_fingerprint,
     save_state,
     trim_live_log,
 )
@@ -63,7 +65,6 @@ def test_state_loads_with_weights_only(tmp_path: Path) -> None:
     [
         ("missing", "no saved training state"),
         ("other", "other parameters or data"),
-        ("finished", "finished run"),
         ("garbage", "not readable"),
         ("foreign", "not a seqlab-train-state"),
     ],
@@ -72,8 +73,6 @@ def test_starts_fresh_when_the_state_does_not_belong_to_this_run(tmp_path: Path,
     path = tmp_path / "state.pt"
     if setup == "other":
         save_tiny(path, fp="different")
-    elif setup == "finished":
-        save_tiny(path, progress=Progress(step=3, finished=True))
     elif setup == "garbage":
         path.write_bytes(b"not a zip file at all")
     elif setup == "foreign":
@@ -116,3 +115,26 @@ def test_trim_live_log_drops_rows_after_the_saved_step(tmp_path: Path) -> None:
     assert (metrics / "valid" / "loss.tsv").read_text() == "step\tloss\n10\t1.5\n20\t1.2\n"
     assert not (metrics / "valid" / "bleu.tsv").exists()
     trim_live_log(tmp_path / "absent", last_step=0)  # no history yet: nothing to do
+
+
+def test_a_finished_run_is_found_so_that_a_rerun_only_writes_its_outputs(tmp_path: Path) -> None:
+    """Issue 17.5: a run whose outputs DVC failed to cache is not trained again."""
+    path = tmp_path / "state.pt"
+    save_tiny(path, progress=Progress(step=3, best_step=2, best_metric=9.0, finished=True))
+    check = load_state(path, fingerprint="abc")
+    assert check.finished and check.saved.progress.best_step == 2
+    assert "writing its outputs without training" in check.note
+    assert not load_state(path, fingerprint="other").finished
+
+
+def test_run_fingerprint_ignores_runtime_keys_through_its_settings() -> None:
+    """Issue 17.14: the stage fingerprints TrainConfig.results_keys(), which leaves out device, threads, save_every."""
+    ids = [np.array([1, 2]), np.array([3])]
+
+    def of(config: TrainConfig) -> str:
+        return run_fingerprint({"train": config.results_keys()}, train=[ids, ids], valid=[ids, ids],
+                               valid_text=["a", "b"], tokenizers=[b"s", b"t"])
+
+    base = of(TrainConfig())
+    assert of(TrainConfig(threads=4, device="cuda", save_every=7)) == base
+    assert of(TrainConfig(lr=0.001)) != base

@@ -32,7 +32,7 @@ class PathsConfig:
     encoded: str = "data/encoded"  # preprocess: {train,valid}-NNNNN.parquet shards
     preprocess_stats: str = "reports/preprocess.json"  # kept/dropped pair counts
     model: str = "models/model.pt"  # train: best checkpoint, self-describing
-    train_state: str = "models/train_state.pt"  # train: full training state for exact resume (persists)
+    train_scratch: str = ".dvc/tmp/train"  # train: machine-local resume state of each run, not a DVC output
     train_log: str = "reports/train"  # train: dvclive directory
     hypotheses: str = "outputs/test.hyp"  # decode: detokenized test hypotheses
     attention: str = "reports/attention"  # decode: attention heatmaps (PNG) of a few test sentences

@@ -6,8 +6,8 @@ in ``__post_init__`` and raises a :class:`ConfigError` naming the key.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Literal
 
 from seqlab.core.errors import ConfigError
 
@@ -67,6 +67,11 @@ class ModelConfig:
 class TrainConfig:
     """Optimisation, LR schedule, validation, early stopping, averaging and resume."""
 
+    # Where and how fast a run goes, not what it computes: they are left out of the resume
+    # fingerprint and of the train stage's params in dvc.yaml, so changing them neither
+    # restarts a killed run nor reruns a finished one.
+    RUNTIME: ClassVar[tuple[str, ...]] = ("device", "threads", "save_every")
+
     epochs: int = 4  # the outer budget: passes over the training data
     batch_tokens: int = 2000  # target tokens per batch (padding included)
     lr: float = 0.002  # peak learning rate (reached after warmup)
@@ -108,6 +113,10 @@ class TrainConfig:
             raise ConfigError("train.plateau_factor: must be in (0, 1)")
         if self.schedule == "inverse_sqrt" and self.warmup_steps < 1:
             raise ConfigError("train.warmup_steps: the inverse_sqrt schedule needs at least 1 (it decays from there)")
+
+    def results_keys(self) -> dict[str, Any]:
+        """The keys that decide the trained weights: every one but :attr:`RUNTIME`."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in self.RUNTIME}
 
 
 @dataclass(frozen=True)

@@ -37,9 +37,8 @@ def smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor, *, smooth
     logits: (N, V); target: (N,) ids, PAD_ID positions ignored. Neither the
     log-softmax nor its gradient is materialised: forward needs only each row's
     log-sum-exp, target logit and mean logit, and backward writes the gradient
-    softmax - (1 - eps) onehot - eps / V in one tensor. On the output layer of a
-    training step (thousands of rows x the vocabulary) this halves the loss's cost
-    and keeps one (N, V) tensor fewer alive.
+    softmax - (1 - eps) onehot - eps / V in one tensor: fewer passes over the
+    output layer's (rows x vocabulary) scores, and one (N, V) tensor fewer alive.
     """
     return _SmoothedCrossEntropy.apply(_at_least_fp32(logits), target, smoothing)
 
@@ -49,7 +48,8 @@ def _at_least_fp32(scores: torch.Tensor) -> torch.Tensor:
     return scores.float() if scores.dtype.itemsize < 4 else scores
 
 
-_CHUNK_ROWS = 256  # x an 8k vocabulary in fp32: 8 MiB; measured fastest of 32-256 and unchunked
+# Rows per chunk: small enough that a chunk's (rows, V) temporaries stay in cache and are reused.
+_CHUNK_ROWS = 256
 
 
 class _SmoothedCrossEntropy(torch.autograd.Function):

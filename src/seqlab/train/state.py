@@ -8,7 +8,9 @@ epoch, and the weight snapshots kept for averaging. Everything is a tensor or
 a plain value, so it loads with ``torch.load(weights_only=True)``.
 
 A state belongs to one run: it carries a fingerprint of the parameters and
-data, and a state with another fingerprint, or of a finished run, is ignored.
+data, and a state with another fingerprint is ignored. A finished run's state is
+kept too: it lets a rerun whose outputs were lost (say, DVC could not cache
+them) write them again instead of training again.
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ from seqlab.train.schedule import Plateau
 FORMAT = "seqlab-train-state/1"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Progress:
-    """The training loop's counters. Mutable: the loop advances them in place."""
+    """The training loop's counters. Frozen: only the loop replaces them, so each change has one place."""
 
     step: int = 0  # optimizer updates done
     epoch: int = 1  # the epoch in progress (1-based)
@@ -69,10 +71,17 @@ class Saved:
 
 @dataclass(frozen=True)
 class ResumeCheck:
-    """The outcome of looking for a state to resume: the state (or None) and a line saying why."""
+    """The outcome of looking for a state to resume: the state (or None) and a line saying why.
+
+    ``saved.progress.finished`` says the run is complete: there is nothing left to train.
+    """
 
     saved: Saved | None
     note: str
+
+    @property
+    def finished(self) -> bool:
+        return self.saved is not None and self.saved.progress.finished
 
 
 def fingerprint(*, params: dict[str, Any], arrays: Sequence[Sequence[np.ndarray]], blobs: Sequence[bytes]) -> str:
@@ -87,6 +96,15 @@ def fingerprint(*, params: dict[str, Any], arrays: Sequence[Sequence[np.ndarray]
         digest.update(len(blob).to_bytes(8, "little"))
         digest.update(blob)
     return digest.hexdigest()
+
+
+def run_fingerprint(settings: dict[str, Any], *, train: Sequence[Sequence[np.ndarray]],
+                    valid: Sequence[Sequence[np.ndarray]], valid_text: Sequence[str],
+                    tokenizers: Sequence[bytes]) -> str:
+    """The fingerprint of one training run: its settings, its train and valid ids (source and target
+    sides), the raw valid text its metric decodes, and the tokenizer models."""
+    return fingerprint(params=settings, arrays=[*train, *valid],
+                       blobs=[*tokenizers, "\n".join(valid_text).encode()])
 
 
 def capture_rng() -> dict[str, Any]:
@@ -124,7 +142,7 @@ def save_state(path: str | Path, *, fingerprint: str, progress: Progress, model:
 
 
 def load_state(path: str | Path, *, fingerprint: str) -> ResumeCheck:
-    """The state at ``path`` if it is an unfinished run with this fingerprint; else None and why.
+    """The state at ``path`` if it is a run with this fingerprint (finished or not); else None and why.
 
     An unreadable file is not an error: the state only saves time, so the run
     starts fresh and says so.
@@ -141,10 +159,11 @@ def load_state(path: str | Path, *, fingerprint: str) -> ResumeCheck:
     if payload["fingerprint"] != fingerprint:
         return ResumeCheck(None, f"train: {path} is from other parameters or data; starting fresh")
     progress = Progress.from_dict(payload["progress"])
-    if progress.finished:
-        return ResumeCheck(None, f"train: {path} is of a finished run; starting fresh")
     saved = Saved(progress=progress, model=payload["model"], optimizer=payload["optimizer"],
                   epoch_generator=payload["epoch_generator"], rng=payload["rng"], snapshots=payload["snapshots"])
+    if progress.finished:
+        return ResumeCheck(saved, f"train: {path} is of a finished run of these parameters and data; "
+                                  f"writing its outputs without training")
     return ResumeCheck(saved, f"train: resuming from step {progress.step} "
                               f"(epoch {progress.epoch}, batch {progress.position}) of {path}")
 

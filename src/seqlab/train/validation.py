@@ -6,9 +6,11 @@ loss is minimised. The decoded metric runs the same search as ``decode``
 (greedy by default, to stay cheap) over the raw valid text, so it scores
 what users will see rather than what teacher forcing sees.
 
-The scores come straight from sacrebleu and rouge-score with their default
-settings, not through ``seqlab.evaluate.metrics``: that module shapes the evaluation
-report, and editing it must not make DVC retrain the model.
+The scores come straight from sacrebleu and rouge-score, not through
+``seqlab.evaluate.metrics``: that module shapes the evaluation report, and
+editing it must not make DVC retrain the model. BLEU splits words with
+``evaluate.tokenize``, as the test scores do, so that a Chinese or
+character-level target is not scored as one word per sentence.
 """
 
 from __future__ import annotations
@@ -69,8 +71,11 @@ def evaluate_loss(model: Seq2Seq, data: EncodedSplit, *, batch_tokens: int, devi
 
 
 def decoded_metric(model: Seq2Seq, text: ParallelText, *, tokenizer: Tokenizer, metric: str, beam_size: int,
-                   device: torch.device) -> float:
-    """BLEU, chrF or ROUGE-L (0-100) of the model's 1-best outputs for ``text.src`` against ``text.tgt``."""
+                   device: torch.device, tokenize: str = "13a") -> float:
+    """BLEU, chrF or ROUGE-L (0-100) of the model's 1-best outputs for ``text.src`` against ``text.tgt``.
+
+    ``tokenize`` is sacrebleu's BLEU tokenizer (``evaluate.tokenize``).
+    """
     model.eval()
     search = DecodeConfig(beam_size=beam_size, n_best=1, batch_size=SEARCH_BATCH)
     outputs = translate(text.src, model=model, tokenizer=tokenizer, config=search, device=device)
@@ -79,12 +84,12 @@ def decoded_metric(model: Seq2Seq, text: ParallelText, *, tokenizer: Tokenizer, 
         scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
         total = sum(scorer.score(ref, hyp)["rougeL"].fmeasure for hyp, ref in zip(hypotheses, text.tgt))
         return 100.0 * total / max(len(hypotheses), 1)
-    scorer = sacrebleu.BLEU() if metric == "bleu" else sacrebleu.CHRF()
+    scorer = sacrebleu.BLEU(tokenize=tokenize) if metric == "bleu" else sacrebleu.CHRF()
     return scorer.corpus_score(hypotheses, [text.tgt]).score
 
 
 def validate(model: Seq2Seq, data: EncodedSplit, text: ParallelText, *, config: TrainConfig, tokenizer: Tokenizer,
-             device: torch.device) -> Validation:
+             device: torch.device, tokenize: str = "13a") -> Validation:
     """Loss on the encoded valid split, plus the decoded metric unless the metric is the loss.
 
     Leaves the model in eval mode; the caller switches back to training.
@@ -93,5 +98,5 @@ def validate(model: Seq2Seq, data: EncodedSplit, text: ParallelText, *, config: 
     if config.valid_metric == "loss":
         return Validation(loss=loss, metric=loss)
     value = decoded_metric(model, text, tokenizer=tokenizer, metric=config.valid_metric,
-                           beam_size=config.valid_beam_size, device=device)
+                           beam_size=config.valid_beam_size, device=device, tokenize=tokenize)
     return Validation(loss=loss, metric=value)
