@@ -7,7 +7,7 @@ one thread per core unless OMP_NUM_THREADS says otherwise, so the rounds are -j 
 core, -j 2 with every core (two trainings on each core), and -j 2 with the cores split.
 Writes bench/results/queue.{json,md}.
 
-    python bench/queue.py
+    python bench/queue_jobs.py
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def main(timeout: float) -> None:
     for label, (jobs, threads) in rounds.items():
         result[f"{label}_seconds"] = round(queue_seconds(jobs, threads, timeout=timeout), 1)
         print(label, result[f"{label}_seconds"], flush=True)
-    write_results("queue", "Two queued experiments, `dvc queue start -j 1` against `-j 2` (`python bench/queue.py`)",
+    write_results("queue", "Two queued experiments, `dvc queue start -j 1` against `-j 2` (`python bench/queue_jobs.py`)",
                   result, options=click.get_current_context().params)
 
 
