@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import logging
+
 import boto3
 import click
 import yaml
@@ -28,12 +30,13 @@ from pipeline import compose_params, run
 from report import write_results
 
 ROOT = Path(__file__).resolve().parents[1]
+logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
 CREDENTIALS = {"access_key_id": "bench", "secret_access_key": "bench"}
 
 
 def clone_with_remote(source: Path, target: Path, env: dict[str, str]) -> None:
     """A teammate's clone with their own credentials for the committed remote."""
-    run(["git", "clone", "-q", str(source), str(target)], ROOT, env)
+    run(["git", "clone", "-q", str(source), str(target)], ROOT, env)  # into the empty folder
     for key, value in CREDENTIALS.items():
         run([sys.executable, "-m", "dvc", "remote", "modify", "--local", "team", key, value], target, env)
 
@@ -52,8 +55,9 @@ def main(overrides: tuple[str, ...], name: str) -> None:
     endpoint = f"http://{host}:{port}"
     boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bench",
                  aws_secret_access_key="bench").create_bucket(Bucket="team")
-    work = Path(tempfile.mkdtemp(prefix="seqlab-team-", dir=ROOT.parent))
-    a, b = work / "a", work / "b"
+    # Both beside this repository, so that a preset's ../shared/data resolves as it does here.
+    a = Path(tempfile.mkdtemp(prefix="seqlab-team-a-", dir=ROOT.parent))
+    b = Path(tempfile.mkdtemp(prefix="seqlab-team-b-", dir=ROOT.parent))
     env = dict(os.environ, DVC_NO_ANALYTICS="1", PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"],
                GIT_AUTHOR_NAME="bench", GIT_AUTHOR_EMAIL="bench@seqlab.invalid", GIT_COMMITTER_NAME="bench",
                GIT_COMMITTER_EMAIL="bench@seqlab.invalid")
@@ -75,7 +79,8 @@ def main(overrides: tuple[str, ...], name: str) -> None:
         restore, out = timed_dvc(b, env_b, "repro", "--pull")  # pulls the run-cache, then each stage's outputs
         stored = sum(f.stat().st_size for f in (a / ".dvc/cache").rglob("*") if f.is_file())
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(a, ignore_errors=True)
+        shutil.rmtree(b, ignore_errors=True)
         server.stop()
     result = {
         "overrides": " ".join(overrides) or "none",
