@@ -33,12 +33,14 @@ from seqlab.core.config import load_config
 from seqlab.core.run_config import DecodeConfig
 from seqlab.core.text import read_lines
 from seqlab.model.checkpoint import load_checkpoint
-from seqlab.search.texts import translate
+from seqlab.search.texts import decode_texts
 
 
 def timed(lines: list[str], loaded, config: DecodeConfig, device: torch.device) -> tuple[float, list[str]]:
     start = time.perf_counter()
-    results = translate(lines, model=loaded.model, tokenizer=loaded.tokenizer, config=config, device=device)
+    generator = torch.Generator(device=device).manual_seed(0)  # used only with -S strategy=sample
+    results = decode_texts(lines, model=loaded.model, tokenizer=loaded.tokenizer, config=config, device=device,
+                           generator=generator)
     return time.perf_counter() - start, [r.texts[0] for r in results]
 
 

@@ -1,8 +1,9 @@
-"""Training throughput of the RNN model, in target tokens per second and as a fraction of matmul peak.
+"""Training throughput of the RNN or Transformer model, in target tokens per second and as a fraction of matmul peak.
 
     python bench/train_speed.py                       # emb 256, hidden 512, BiLSTM, Bahdanau, vocab 8000
     python bench/train_speed.py --output-vocab 3962 --name multi30k-target   # the Multi30k preset's output layer
     python bench/train_speed.py --hidden 256 --embed 128 --vocab 150 --name numbers
+    python bench/train_speed.py --arch transformer --embed 256 --hidden 1024 --output-vocab 3962 --name transformer-multi30k
 
 Times forward + backward + Adam steps on random batches shaped like Multi30k
 (64 sentences, source ~13 and target ~14 pieces, bucketed by length), in fp32 and with bf16
@@ -59,6 +60,8 @@ def seconds(fn, device: torch.device) -> float:
 def flops_per_target_token(c: ModelConfig, *, vocab: int, src_per_tgt: float, src_len: float) -> float:
     """Training FLOPs per target token: 2 x multiply-adds x 3 (forward, and backward at twice the forward).
     vocab: outputs of the output layer; src_per_tgt: source over target tokens; src_len: mean source length."""
+    if c.arch == "transformer":
+        return transformer_flops_per_target_token(c, vocab=vocab, src_len=src_len, tgt_len=src_len / src_per_tgt)
     h, e, a, d = c.hidden_dim, c.embed_dim, c.attention_dim, c.memory_dim
     gates = 4 if c.rnn_type == "lstm" else 3
     dirs = 2 if c.bidirectional else 1
@@ -68,6 +71,17 @@ def flops_per_target_token(c: ModelConfig, *, vocab: int, src_per_tgt: float, sr
     attention = h * a + src_len * (a + d)  # query projection, energies, context
     output = (h + d) * h + h * vocab  # combine layer and output projection
     macs = decoder + attention + output + src_per_tgt * encoder
+    return 2 * macs * 3
+
+
+def transformer_flops_per_target_token(c: ModelConfig, *, vocab: int, src_len: float, tgt_len: float) -> float:
+    """As :func:`flops_per_target_token`, for the Transformer: what its kernels multiply, so the
+    self-attention counts every key of the T x T product (causal masking does not skip them)."""
+    d, f, ratio = c.model_dim, c.ff_dim, src_len / tgt_len
+    encoder = 4 * d * d + 2 * d * f + 2 * src_len * d  # per source token: projections, feed-forward, attention
+    decoder = (6 * d * d + 2 * d * f + 2 * tgt_len * d + 2 * src_len * d  # self and cross attention, feed-forward
+               + ratio * 2 * d * d)  # the cross keys and values, once per source token
+    macs = c.decoder_layers * decoder + ratio * c.encoder_layers * encoder + d * vocab
     return 2 * macs * 3
 
 
@@ -111,6 +125,23 @@ def throughput(model, batches, *, bf16: bool, steps: int, device: torch.device) 
     return tokens / elapsed
 
 
+def bench_config(arch: str, *, embed: int, hidden: int, heads: int, layers: int, output_vocab: int) -> ModelConfig:
+    """The benchmarked model: the RNN (emb ``embed``, hidden ``hidden``) or a Transformer (model_dim ``embed``,
+    feed-forward ``hidden``, ``layers`` each side, pre-norm, the usual dropouts)."""
+    vocab_kind = "target" if output_vocab else "full"
+    if arch == "transformer":
+        return ModelConfig(arch="transformer", model_dim=embed, ff_dim=hidden, heads=heads, encoder_layers=layers,
+                           decoder_layers=layers, dropout=0.1, output_vocab=vocab_kind)
+    return ModelConfig(embed_dim=embed, hidden_dim=hidden, attention_dim=hidden, dropout=0.1, output_vocab=vocab_kind)
+
+
+def describe(c: ModelConfig, *, vocab: int, outputs: int) -> str:
+    if c.arch == "transformer":
+        return (f"transformer {c.encoder_layers}+{c.decoder_layers} layers, d {c.model_dim}, {c.heads} heads, "
+                f"ff {c.ff_dim}, {c.norm}-norm, vocab {vocab}, {outputs} outputs")
+    return f"emb {c.embed_dim}, hidden {c.hidden_dim}, BiLSTM, Bahdanau, input feeding, vocab {vocab}, {outputs} outputs"
+
+
 @click.command()
 @click.option("--embed", default=256, show_default=True)
 @click.option("--hidden", default=512, show_default=True)
@@ -123,14 +154,17 @@ def throughput(model, batches, *, bf16: bool, steps: int, device: torch.device) 
 @click.option("--device", "device_name", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--output-vocab", default=0, show_default=True,
               help="model.output_vocab: target with this many output pieces (targets drawn from them); 0: full.")
+@click.option("--arch", type=click.Choice(["rnn", "transformer"]), default="rnn", show_default=True,
+              help="transformer: --embed is model_dim, --hidden the feed-forward width.")
+@click.option("--heads", default=4, show_default=True, help="Transformer attention heads.")
+@click.option("--layers", default=3, show_default=True, help="Transformer layers on each side.")
 @click.option("--repeats", default=3, show_default=True,
               help="Interleaved rounds of peak, fp32 and bf16 timings; medians are reported (the machine drifts).")
 def main(embed: int, hidden: int, vocab: int, batch_size: int, src_len: int, tgt_len: int, steps: int, name: str,
-         device_name: str, output_vocab: int, repeats: int) -> None:
+         device_name: str, output_vocab: int, arch: str, heads: int, layers: int, repeats: int) -> None:
     torch.manual_seed(0)
     device = torch.device(device_name)
-    config = ModelConfig(embed_dim=embed, hidden_dim=hidden, attention_dim=hidden, dropout=0.1,
-                         output_vocab="target" if output_vocab else "full")
+    config = bench_config(arch, embed=embed, hidden=hidden, heads=heads, layers=layers, output_vocab=output_vocab)
     output_ids = torch.arange(output_vocab) if output_vocab else None
     outputs = output_vocab or vocab
     model = build_model(config, src_vocab=vocab, tgt_vocab=vocab, output_ids=output_ids).train().to(device)
@@ -146,7 +180,7 @@ def main(embed: int, hidden: int, vocab: int, batch_size: int, src_len: int, tgt
         "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}, torch {torch.__version__}, "
                    f"{torch.get_num_threads()} threads",
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "model": f"emb {embed}, hidden {hidden}, BiLSTM, Bahdanau, input feeding, vocab {vocab}, {outputs} outputs",
+        "model": describe(config, vocab=vocab, outputs=outputs),
         "parameters": count_parameters(model),
         "batch_sentences": batch_size,
         "train_flops_per_target_token": round(flops),
@@ -157,11 +191,11 @@ def main(embed: int, hidden: int, vocab: int, batch_size: int, src_len: int, tgt
         "tokens_per_sec_bf16_autocast": round(bf16),
         "tokens_per_sec_bf16_each_round": [round(r[3]) for r in rounds],
         "fraction_of_fp32_peak": round(fp32 * flops / 1e9 / peak32, 3),
-        # JoeyNMT 2.3, this architecture on Multi30k, 64-sentence batches, these 2 cores (issue 3's anchor)
-        "fp32_times_joeynmt_850": round(fp32 / JOEYNMT_TOKENS_PER_SEC, 2),
-        "bf16_times_joeynmt_850": round(bf16 / JOEYNMT_TOKENS_PER_SEC, 2),
         "fraction_of_bf16_peak": round(bf16 * flops / 1e9 / peak16, 3),
     }
+    if arch == "rnn":  # JoeyNMT 2.3, this architecture on Multi30k, 64-sentence batches, 2 cores (issue 3's anchor)
+        result["fp32_times_joeynmt_850"] = round(fp32 / JOEYNMT_TOKENS_PER_SEC, 2)
+        result["bf16_times_joeynmt_850"] = round(bf16 / JOEYNMT_TOKENS_PER_SEC, 2)
     write_results(f"train_speed-{name}", f"Training throughput, {name} (`python bench/train_speed.py`)", result,
                   options=click.get_current_context().params)
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from seqlab.core.errors import DataError
 from seqlab.core.files import atomic_path, remove_leftovers, write_text
 
 
@@ -108,3 +110,29 @@ def test_remove_leftovers_of_a_killed_writer(tmp_path: Path) -> None:
     remove_leftovers(target)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.pt.abc.tmp", "state.pt"]
     assert target.read_text(encoding="utf-8") == "good"
+
+
+@pytest.mark.parametrize("kind", ["file", "directory"])
+def test_an_immutable_output_is_a_data_error_and_leaves_no_temporary(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "out"
+    if kind == "file":
+        path.write_text("old", encoding="utf-8")
+    else:
+        path.mkdir()
+        (path / "kept").write_text("old", encoding="utf-8")
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode == 0:
+        undo, message = ["chattr", "-i", str(path)], "out: cannot replace it (Operation not permitted)"
+    else:  # without CAP_LINUX_IMMUTABLE a read-only folder makes it just as unreplaceable
+        tmp_path.chmod(0o555)
+        undo, message = ["chmod", "755", str(tmp_path)], "out: cannot write there (Permission denied)"
+    try:
+        with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            with atomic_path(path) as tmp:
+                if kind == "file":
+                    tmp.write_text("new", encoding="utf-8")
+                else:
+                    tmp.mkdir()
+    finally:
+        subprocess.run(undo, check=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    assert (path if kind == "file" else path / "kept").read_text(encoding="utf-8") == "old"

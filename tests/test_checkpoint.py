@@ -114,3 +114,36 @@ def test_missing_checkpoint_is_a_data_error(tmp_path: Path) -> None:
         load_checkpoint(tmp_path / "absent.pt")
     with pytest.raises(DataError, match="not found"):
         load_checkpoint(tmp_path)  # a directory is not a checkpoint file
+
+
+# How to damage a saved payload in place, and what the error must then say.
+BREAKAGES = {
+    "no-weights": (lambda p: p.pop("state_dict"), "broken checkpoint: no state_dict"),
+    "info-not-a-dict": (lambda p: p.update(info=[1, 2]), "info is a list, not a dict"),
+    "missing-weight": (lambda p: p["state_dict"].pop("output.weight"),
+                       "does not match model_config (missing output.weight"),
+    "extra-weight": (lambda p: p["state_dict"].update(stray=torch.zeros(1)), "(unexpected stray)"),
+    "wrong-shape": (lambda p: p["state_dict"].update({"output.bias": torch.zeros(7)}),
+                    "state_dict.output.bias has shape (7,), the model needs (40,)"),
+    "bad-config": (lambda p: p["model_config"].update(hidden_dim="big"), "model_config: model.hidden_dim"),
+    "damaged-tokenizer": (lambda p: p["tokenizer"].update(src_model=p["tokenizer"]["src_model"][:50]),
+                          "tokenizer.src_model is not a sentencepiece model"),
+    "junk-tokenizer": (lambda p: p["tokenizer"].update(tgt_model=b"junk"),
+                        "tokenizer.tgt_model is not a sentencepiece model"),
+    "no-tokenizer-bytes": (lambda p: p["tokenizer"].pop("src_model"), "tokenizer.src_model is missing or not bytes"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BREAKAGES))
+def test_broken_contents_name_the_file_and_what_is_wrong(tmp_path: Path, tokenizer: Tokenizer, case: str) -> None:
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, model=tiny_model(tokenizer, share_embeddings=False), tokenizer=tokenizer, info={})
+    payload = torch.load(path, weights_only=True)
+    damage, message = BREAKAGES[case]
+    damage(payload)
+    torch.save(payload, path)
+    with pytest.raises(DataError) as caught:
+        load_checkpoint(path)
+    assert str(caught.value).startswith(f"{path}: broken checkpoint: ")
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)

@@ -120,3 +120,23 @@ def test_score_has_the_evaluate_stages_options(tmp_path: Path) -> None:
     result = run("score", "--hyp", str(hyp), "--ref", str(ref), "--bootstrap-resamples", "1")
     assert result.exit_code == 2
     assert "--bootstrap-resamples: must be 0 (off) or at least 2" in result.output
+
+
+def test_score_refuses_two_empty_files(tmp_path: Path) -> None:
+    hyp, ref = tmp_path / "hyp", tmp_path / "ref"
+    hyp.write_text("", encoding="utf-8")
+    ref.write_text("", encoding="utf-8")
+    result = run("score", "--hyp", str(hyp), "--ref", str(ref))
+    assert result.exit_code == 1
+    assert result.output == f"Error: {hyp} and {ref} are empty: nothing to score\n"
+
+
+def test_info_on_a_broken_checkpoint_is_one_line(checkpoint: Path, tmp_path: Path) -> None:
+    payload = torch.load(checkpoint, weights_only=True)
+    del payload["state_dict"]["output.bias"]
+    broken = tmp_path / "broken.pt"
+    torch.save(payload, broken)
+    result = run("info", str(broken))
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: {broken}: broken checkpoint: state_dict does not match model_config")
+    assert result.output.count("\n") == 1

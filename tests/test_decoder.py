@@ -1,4 +1,4 @@
-"""Tests for seqlab.model.decoder: one input-feeding step, and DecoderState's row selection."""
+"""Tests for seqlab.model.decoder (one input-feeding step) and seqlab.model.state (DecoderState's row selection)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from seqlab.model.decoder import Decoder, DecoderState, shared_sources
+from seqlab.model.decoder import Decoder
+from seqlab.model.state import DecoderState, shared_sources
 
 E, H, M, A, S = 12, 12, 24, 12, 5
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seqlab.model import encoder as encoder_module
 from seqlab.model.encoder import Encoder
 
 E, H = 12, 12
@@ -74,17 +73,16 @@ def test_unsorted_lengths() -> None:
 @pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
 @pytest.mark.parametrize("layers", [1, 2])
 @pytest.mark.parametrize("bidirectional", [True, False])
-def test_training_recurrence_equals_the_packed_module(rnn_type, layers, bidirectional, monkeypatch) -> None:
+def test_training_recurrence_equals_the_packed_module(rnn_type, layers, bidirectional) -> None:
     """On CPU with gradients the encoder runs its own taped recurrence; outputs,
     final states and every gradient equal one call of the module (float64)."""
-    torch.manual_seed(0)
-    encoder = Encoder(embed_dim=E, hidden_dim=H, layers=layers, dropout=0.0, rnn_type=rnn_type,
-                      bidirectional=bidirectional).double()
     embedded, lengths = padded([3, 9, 6, 1, 8, 9], seed=2)
     embedded = embedded.double().requires_grad_()
 
     def run(taped: bool) -> list[torch.Tensor]:
-        monkeypatch.setattr(encoder_module, "TAPED_ON_CPU", taped)
+        torch.manual_seed(0)
+        encoder = Encoder(embed_dim=E, hidden_dim=H, layers=layers, dropout=0.0, rnn_type=rnn_type,
+                          bidirectional=bidirectional, taped=taped).double()
         out = encoder(embedded, lengths)
         parts = [out.memory, out.final_h] + ([] if out.final_c is None else [out.final_c])
         loss = sum((p * torch.linspace(-1, 2, p.numel(), dtype=p.dtype).view_as(p)).sum() for p in parts)
@@ -94,3 +92,4 @@ def test_training_recurrence_equals_the_packed_module(rnn_type, layers, bidirect
     assert len(expected) == len(got)
     for want, have in zip(expected, got):
         assert torch.allclose(have, want, rtol=0, atol=1e-12)
+

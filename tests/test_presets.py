@@ -27,7 +27,9 @@ from omegaconf import OmegaConf
 from seqlab.core.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
-PRESETS = {"multi30k": "rnn_base", "gigaword": "rnn_medium"}
+PRESETS = {"multi30k": "rnn_base", "gigaword": "rnn_medium"}  # corpus: the model it brings
+OLD_FILES = {"multi30k": ("corpus=multi30k",), "gigaword": ("corpus=gigaword",),
+             "multi30k-transformer": ("+experiment=multi30k_transformer",)}
 SHARED = ROOT.parent / "shared" / "data"
 
 
@@ -46,10 +48,10 @@ def test_the_composed_default_is_params_yaml() -> None:
     assert composed(ROOT / "conf") == yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
-@pytest.mark.parametrize("corpus", PRESETS)
-def test_a_preset_composes_to_the_values_of_its_old_params_file(corpus: str, tmp_path: Path) -> None:
-    params = composed(ROOT / "conf", f"corpus={corpus}")
-    old = (ROOT / "tests/assets/presets" / f"{corpus}.yaml").read_text()
+@pytest.mark.parametrize("name", OLD_FILES)
+def test_a_preset_composes_to_the_values_of_its_old_params_file(name: str, tmp_path: Path) -> None:
+    params = composed(ROOT / "conf", *OLD_FILES[name])
+    old = (ROOT / "tests/assets/presets" / f"{name}.yaml").read_text()
     assert params == yaml.safe_load(old.replace("../shared/data/", "data/corpora/"))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     load_config(tmp_path / "params.yaml")

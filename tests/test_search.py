@@ -21,7 +21,14 @@ from seqlab.core.run_config import DecodeConfig, ModelConfig
 from seqlab.model.batch import pad
 from seqlab.model.seq2seq import Seq2Seq, build_model
 from seqlab.search.beam import Hypothesis, beam_search, greedy_search, search
-from seqlab.search.scores import NEG_INF, best_possible, force_eos, length_penalty, max_lengths, select_alive
+from seqlab.search.scores import (
+    NEG_INF,
+    best_possible,
+    force_eos,
+    length_penalty,
+    max_lengths,
+    select_alive,
+)
 from seqlab.search.topk import top_candidates
 from seqlab.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
@@ -410,20 +417,36 @@ def test_search_dispatches_on_beam_size() -> None:
 VOCAB = 16
 
 
-def tiny_model(seed: int) -> Seq2Seq:
-    """A seeded random 12-wide model in eval mode.
+ARCHS = ("rnn", "transformer")
+ARCH_CONFIGS = {
+    "rnn": ModelConfig(embed_dim=12, hidden_dim=12, attention_dim=12, dropout=0.1),
+    "transformer": ModelConfig(arch="transformer", model_dim=12, heads=2, ff_dim=24, encoder_layers=2,
+                               decoder_layers=2, dropout=0.1, attention_dropout=0.1, positions="learned",
+                               max_positions=64),
+}
+each_arch = pytest.mark.parametrize("arch", ARCHS)
+
+
+def tiny_model(seed: int, arch: str = "rnn") -> Seq2Seq:
+    """A seeded random 12-wide model of ``arch`` in eval mode.
 
     At the default initialisation an untrained model emits EOS at once or
     never; scaling the weights up makes it decisive and its outputs varied,
     so searches end at EOS after a few tokens as well as at the limit.
     """
     torch.manual_seed(seed)
-    config = ModelConfig(embed_dim=12, hidden_dim=12, attention_dim=12, dropout=0.1)
-    model = build_model(config, src_vocab=VOCAB, tgt_vocab=VOCAB)
+    return decisive(build_model(ARCH_CONFIGS[arch], src_vocab=VOCAB, tgt_vocab=VOCAB), arch)
+
+
+def decisive(model: Seq2Seq, arch: str, *, rnn_output_gain: float = 4.0 / 3.0) -> Seq2Seq:
+    """The model with sharpened outputs (see :func:`tiny_model`), in eval mode."""
     with torch.no_grad():
-        for param in model.parameters():
-            param.mul_(3.0)
-        model.output.weight.mul_(4.0 / 3.0)
+        if arch == "rnn":
+            for param in model.parameters():
+                param.mul_(3.0)
+            model.output.weight.mul_(rnn_output_gain)
+        else:  # layer norms keep a transformer's states at unit scale: only its output layer is sharpened
+            model.output.weight.mul_(3.0)
         model.output.bias[EOS_ID] += 1.0
     return model.eval()
 
@@ -482,9 +505,10 @@ def reference_beam_search(
 REAL = DecodeConfig(beam_size=5, n_best=1, length_penalty=0.0, max_length_ratio=1.5, max_length=30, batch_size=64)
 
 
+@each_arch
 @torch.inference_mode()
-def test_real_model_beam_one_equals_greedy() -> None:
-    model = tiny_model(4)
+def test_real_model_beam_one_equals_greedy(arch: str) -> None:
+    model = tiny_model(4, arch)
     src, lengths = random_sources(4, 32)
     cfg = decode(REAL, beam_size=1)
     greedy = greedy_search(model, src, lengths, cfg)
@@ -495,11 +519,12 @@ def test_real_model_beam_one_equals_greedy() -> None:
     assert ended_early(greedy, lengths, cfg) >= 5  # not only empty or forced outputs
 
 
+@each_arch
 @torch.inference_mode()
 @pytest.mark.parametrize("alpha", [0.0, 1.0])
-def test_real_model_beam_matches_reference(alpha: float) -> None:
+def test_real_model_beam_matches_reference(alpha: float, arch: str) -> None:
     """The batched, early-stopping search gives the textbook search's n-best, for every K."""
-    model = tiny_model(1)
+    model = tiny_model(1, arch)
     src, lengths = random_sources(1, 12)
     for k in range(2, 6):
         cfg = decode(REAL, beam_size=k, n_best=2, length_penalty=alpha)
@@ -511,15 +536,16 @@ def test_real_model_beam_matches_reference(alpha: float) -> None:
             assert [h.score for h in hyps] == pytest.approx([score for _, score in expected], abs=1e-5)
 
 
+@each_arch
 @torch.inference_mode()
-def test_real_model_wider_beams_score_at_least_greedy() -> None:
+def test_real_model_wider_beams_score_at_least_greedy(arch: str) -> None:
     """With no penalty, beams of 2..5 find hypotheses the model prefers to greedy's.
 
     Not sentence by sentence: a beam may prune the greedy path and end
     lower (a property of beam search itself; see the reference test), so this
     holds on the whole set and for the large majority of sentences.
     """
-    model = tiny_model(1)
+    model = tiny_model(1, arch)
     src, lengths = random_sources(1, 32)
     greedy = greedy_search(model, src, lengths, decode(REAL, beam_size=1))
     greedy_total = sum(h[0].score for h in greedy)
@@ -548,10 +574,11 @@ PENALTIES = [
 ]
 
 
+@each_arch
 @torch.inference_mode()
 @pytest.mark.parametrize("penalties", PENALTIES, ids=lambda p: ",".join(f"{k}={v}" for k, v in p.items()))
-def test_real_model_nbest_top_equals_one_best(penalties: dict) -> None:
-    model = tiny_model(5)
+def test_real_model_nbest_top_equals_one_best(penalties: dict, arch: str) -> None:
+    model = tiny_model(5, arch)
     src, lengths = random_sources(5, 16)
     one = beam_search(model, src, lengths, decode(REAL, beam_size=4, n_best=1, **penalties))
     many = beam_search(model, src, lengths, decode(REAL, beam_size=4, n_best=4, **penalties))
@@ -561,9 +588,10 @@ def test_real_model_nbest_top_equals_one_best(penalties: dict) -> None:
         assert hyps[0].score == top.score
 
 
+@each_arch
 @torch.inference_mode()
-def test_real_model_hypotheses_sorted_best_first() -> None:
-    model = tiny_model(9)
+def test_real_model_hypotheses_sorted_best_first(arch: str) -> None:
+    model = tiny_model(9, arch)
     src, lengths = random_sources(9, 12)
     for alpha in (0.0, 1.0):
         results = beam_search(model, src, lengths, decode(REAL, beam_size=5, n_best=5, length_penalty=alpha))
@@ -574,15 +602,16 @@ def test_real_model_hypotheses_sorted_best_first() -> None:
             assert len({tuple(h.tokens) for h in hyps}) == 5  # distinct hypotheses
 
 
+@each_arch
 @torch.inference_mode()
 @pytest.mark.parametrize(
     "beam_size, extra",
     [(1, {}), (5, {}), (5, {"coverage_penalty": 0.3, "no_repeat_ngram": 2, "min_length": 2})],
     ids=["greedy", "beam5", "beam5-penalties"],
 )
-def test_real_model_batch_invariance(beam_size: int, extra: dict) -> None:
+def test_real_model_batch_invariance(beam_size: int, extra: dict, arch: str) -> None:
     """Each of 64 mixed-length sources decodes alone exactly as inside the batch."""
-    model = tiny_model(9)
+    model = tiny_model(9, arch)
     src, lengths = random_sources(9, 64, max_len=15)
     cfg = decode(REAL, beam_size=beam_size, length_penalty=1.0, **extra)
     batched = search(model, src, lengths, cfg)

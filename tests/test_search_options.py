@@ -6,8 +6,9 @@ import math
 
 import pytest
 import torch
+from test_search import ARCH_CONFIGS, decisive, each_arch
 
-from seqlab.core.run_config import DecodeConfig, ModelConfig
+from seqlab.core.run_config import DecodeConfig
 from seqlab.model.batch import pad
 from seqlab.model.seq2seq import build_model
 from seqlab.search.beam import sample_search, search
@@ -26,14 +27,9 @@ from seqlab.tokenizer import EOS_ID
 VOCAB = 30
 
 
-def tiny_model(seed: int = 4):
+def tiny_model(seed: int = 4, arch: str = "rnn"):
     torch.manual_seed(seed)
-    model = build_model(ModelConfig(embed_dim=12, hidden_dim=12, attention_dim=12), src_vocab=VOCAB, tgt_vocab=VOCAB)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.mul_(3.0)
-        model.output.bias[EOS_ID] += 1.0
-    return model.eval()
+    return decisive(build_model(ARCH_CONFIGS[arch], src_vocab=VOCAB, tgt_vocab=VOCAB), arch, rnn_output_gain=1.0)
 
 
 def sources(seed: int = 0, count: int = 12) -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,10 +90,11 @@ def test_filter_distribution_top_k_top_p_temperature() -> None:
 # ---------------------------------------------------------------- searches
 
 
+@each_arch
 @torch.inference_mode()
 @pytest.mark.parametrize("beam_size", [1, 4])
-def test_min_length_and_blocked_ngrams_hold_in_every_hypothesis(beam_size: int) -> None:
-    model = tiny_model()
+def test_min_length_and_blocked_ngrams_hold_in_every_hypothesis(beam_size: int, arch: str) -> None:
+    model = tiny_model(arch=arch)
     src, lengths = sources()
     cfg = DecodeConfig(beam_size=beam_size, n_best=beam_size, min_length=4, no_repeat_ngram=2, max_length_ratio=3.0)
     for hyps in search(model, src, lengths, cfg):
@@ -108,9 +105,10 @@ def test_min_length_and_blocked_ngrams_hold_in_every_hypothesis(beam_size: int) 
             assert EOS_ID not in hyp.tokens
 
 
+@each_arch
 @torch.inference_mode()
-def test_max_length_wins_over_min_length() -> None:
-    model = tiny_model()
+def test_max_length_wins_over_min_length(arch: str) -> None:
+    model = tiny_model(arch=arch)
     src, lengths = sources()
     cfg = DecodeConfig(beam_size=3, min_length=50, max_length=5)
     limits = max_lengths(lengths, cfg).tolist()
@@ -119,9 +117,10 @@ def test_max_length_wins_over_min_length() -> None:
         assert len(hyp.tokens) == limit
 
 
+@each_arch
 @torch.inference_mode()
-def test_coverage_penalty_is_added_to_the_score() -> None:
-    model = tiny_model()
+def test_coverage_penalty_is_added_to_the_score(arch: str) -> None:
+    model = tiny_model(arch=arch)
     src, lengths = sources()
     plain = search(model, src, lengths, DecodeConfig(beam_size=1, length_penalty=0.0))
     penalised = search(model, src, lengths, DecodeConfig(beam_size=1, length_penalty=0.0, coverage_penalty=0.5))
@@ -132,9 +131,10 @@ def test_coverage_penalty_is_added_to_the_score() -> None:
         assert expected <= 0.0
 
 
+@each_arch
 @torch.inference_mode()
-def test_sampling_is_seeded_and_respects_top_k() -> None:
-    model = tiny_model()
+def test_sampling_is_seeded_and_respects_top_k(arch: str) -> None:
+    model = tiny_model(arch=arch)
     src, lengths = sources()
     cfg = DecodeConfig(strategy="sample", n_best=3, top_k=1, max_length_ratio=2.0)
     greedy = search(model, src, lengths, DecodeConfig(beam_size=1))
@@ -146,7 +146,7 @@ def test_sampling_is_seeded_and_respects_top_k() -> None:
     one = sample_search(model, src, lengths, free, generator=torch.Generator().manual_seed(7))
     two = sample_search(model, src, lengths, free, generator=torch.Generator().manual_seed(7))
     other = sample_search(model, src, lengths, free, generator=torch.Generator().manual_seed(8))
-    tokens = lambda results: [[h.tokens for h in hyps] for hyps in results]  # noqa: E731
+    tokens = lambda results: [[h.tokens for h in hyps] for hyps in results]
     assert tokens(one) == tokens(two)
     assert tokens(one) != tokens(other)
     for hyps in one:

@@ -24,7 +24,7 @@ from seqlab.core.errors import run_stage
 from seqlab.core.run_config import DecodeConfig, ModelConfig, TrainConfig
 from seqlab.core.text import ParallelText
 from seqlab.model.checkpoint import load_checkpoint
-from seqlab.search.texts import translate
+from seqlab.search.texts import decode_texts
 from seqlab.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer, train_tokenizer
 from seqlab.train.batches import EncodedSplit
 from seqlab.train.loop import Outputs, TrainingDiverged, TrainResult, make_optimizer, train
@@ -354,7 +354,7 @@ def test_target_output_vocab_trains_and_translates_with_the_target_pieces_only(t
     assert loaded.model.output_ids.tolist() == used
     assert loaded.model.output.out_features == len(used) < tiny.tokenizer.tgt_vocab_size
     config = DecodeConfig(beam_size=3, n_best=3, device="cpu")
-    results = translate(tiny.valid_text.src, model=loaded.model, tokenizer=tiny.tokenizer, config=config, device=CPU)
+    results = decode_texts(tiny.valid_text.src, model=loaded.model, tokenizer=tiny.tokenizer, config=config, device=CPU)
     emitted = {t for r in results for h in r.hypotheses for t in h.tokens}
     assert emitted and emitted <= set(used)  # piece ids, mapped back from output indices
     assert [r.texts for r in results] == [tiny.tokenizer.decode_tgt([h.tokens for h in r.hypotheses]) for r in results]
@@ -365,8 +365,8 @@ def test_the_validation_bleu_splits_words_with_evaluate_tokenize(tiny: Tiny, tmp
     run(tiny, tmp_path, epochs=6, valid_metric="loss")  # long enough to get some characters right
     model = load_checkpoint(tmp_path / "model.pt").model
     config = TrainConfig(valid_metric="bleu", batch_tokens=60, device="cpu")
-    outputs = translate(tiny.valid_text.src, model=model, tokenizer=tiny.tokenizer,
-                        config=DecodeConfig(beam_size=1, batch_size=128), device=CPU)
+    outputs = decode_texts(tiny.valid_text.src, model=model, tokenizer=tiny.tokenizer,
+                              config=DecodeConfig(beam_size=1, batch_size=128), device=CPU)
     hypotheses = [out.texts[0] for out in outputs]
     scores = {}
     for tokenize in ("13a", "char"):

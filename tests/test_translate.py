@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from num2words import num2words
+from test_search import ARCH_CONFIGS, decisive
 
 from seqlab.core.data_config import TokenizerConfig
 from seqlab.core.run_config import DecodeConfig, ModelConfig
@@ -12,7 +13,7 @@ from seqlab.core.text import ParallelText
 from seqlab.model.batch import pad
 from seqlab.model.seq2seq import Seq2Seq, build_model
 from seqlab.search.beam import search
-from seqlab.search.texts import bf16_copy, translate
+from seqlab.search.texts import bf16_copy, decode_texts
 from seqlab.tokenizer import BOS_ID, EOS_ID, Tokenizer, train_tokenizer
 
 CPU = torch.device("cpu")
@@ -35,9 +36,13 @@ def tokenizer() -> Tokenizer:
     return train_tokenizer(text, TokenizerConfig(vocab_size=40), seed=1)
 
 
-@pytest.fixture(scope="module")
-def model(tokenizer: Tokenizer) -> Seq2Seq:
+@pytest.fixture(scope="module", params=["rnn", "transformer"])
+def model(tokenizer: Tokenizer, request: pytest.FixtureRequest) -> Seq2Seq:
     torch.manual_seed(0)
+    if request.param == "transformer":
+        transformer = build_model(ARCH_CONFIGS["transformer"], src_vocab=tokenizer.src_vocab_size,
+                                  tgt_vocab=tokenizer.tgt_vocab_size)
+        return decisive(transformer, "transformer")
     config = ModelConfig(embed_dim=12, hidden_dim=12, attention_dim=12, dropout=0.1)
     model = build_model(config, src_vocab=tokenizer.src_vocab_size, tgt_vocab=tokenizer.tgt_vocab_size)
     with torch.no_grad():  # decisive enough that outputs differ from line to line
@@ -84,7 +89,7 @@ CONFIG = DecodeConfig(beam_size=3, n_best=2, length_penalty=1.0, max_length_rati
 @pytest.mark.parametrize("beam_size", [1, 3])
 def test_one_result_per_line_in_input_order(model: Seq2Seq, tokenizer: Tokenizer, beam_size: int) -> None:
     config = DecodeConfig(**{**CONFIG.__dict__, "beam_size": beam_size, "n_best": min(2, beam_size)})
-    results = translate(LINES, model=model, tokenizer=tokenizer, config=config, device=CPU)
+    results = decode_texts(LINES, model=model, tokenizer=tokenizer, config=config, device=CPU)
     assert len(results) == len(LINES)
     for line, result in zip(LINES, results):
         ids = tokenizer.encode_src([line])[0]
@@ -103,7 +108,7 @@ def test_one_result_per_line_in_input_order(model: Seq2Seq, tokenizer: Tokenizer
 
 def test_lines_are_batched_longest_first(model: Seq2Seq, tokenizer: Tokenizer) -> None:
     recorder = Recorder(model)
-    translate(LINES, model=recorder, tokenizer=tokenizer, config=CONFIG, device=CPU)
+    decode_texts(LINES, model=recorder, tokenizer=tokenizer, config=CONFIG, device=CPU)
     sizes = [b.size(0) for b in recorder.batches]
     assert sizes == [2, 2, 1]  # five non-empty lines, batch_size 2; empty lines never reach the model
     widths = [b.size(1) for b in recorder.batches]
@@ -111,13 +116,13 @@ def test_lines_are_batched_longest_first(model: Seq2Seq, tokenizer: Tokenizer) -
 
 
 def test_empty_lines_give_empty_text_without_running_the_model(tokenizer: Tokenizer) -> None:
-    results = translate(["", "", ""], model=Untouchable(), tokenizer=tokenizer, config=CONFIG, device=CPU)
+    results = decode_texts(["", "", ""], model=Untouchable(), tokenizer=tokenizer, config=CONFIG, device=CPU)
     assert len(results) == 3
     for result in results:
         assert result.texts == ["", ""]  # one per n-best
         assert result.hypotheses == [] and result.source_pieces == []
         assert result.truncated is False
-    assert translate([], model=Untouchable(), tokenizer=tokenizer, config=CONFIG, device=CPU) == []
+    assert decode_texts([], model=Untouchable(), tokenizer=tokenizer, config=CONFIG, device=CPU) == []
 
 
 def test_truncation_flag_when_max_src_len_cuts(model: Seq2Seq, tokenizer: Tokenizer) -> None:
@@ -125,14 +130,14 @@ def test_truncation_flag_when_max_src_len_cuts(model: Seq2Seq, tokenizer: Tokeni
     long_ids, short_ids = tokenizer.encode_src(lines[:2])
     limit = len(short_ids) + 1
     assert len(long_ids) > limit
-    results = translate(lines, model=model, tokenizer=tokenizer, config=CONFIG, device=CPU, max_src_len=limit)
+    results = decode_texts(lines, model=model, tokenizer=tokenizer, config=CONFIG, device=CPU, max_src_len=limit)
     assert [r.truncated for r in results] == [True, False, False]
     assert results[0].source_pieces == tokenizer.src_pieces(long_ids[:limit])
     assert [h.tokens for h in results[0].hypotheses] == [h.tokens for h in alone(model, long_ids[:limit], CONFIG)]
     # A source exactly at the limit is not cut; zero means no limit.
-    exact = translate(lines[:1], model=model, tokenizer=tokenizer, config=CONFIG, device=CPU, max_src_len=len(long_ids))
+    exact = decode_texts(lines[:1], model=model, tokenizer=tokenizer, config=CONFIG, device=CPU, max_src_len=len(long_ids))
     assert exact[0].truncated is False
-    unlimited = translate(lines[:1], model=model, tokenizer=tokenizer, config=CONFIG, device=CPU, max_src_len=0)
+    unlimited = decode_texts(lines[:1], model=model, tokenizer=tokenizer, config=CONFIG, device=CPU, max_src_len=0)
     assert unlimited[0].truncated is False and unlimited[0].source_pieces == tokenizer.src_pieces(long_ids)
 
 
@@ -161,7 +166,7 @@ def test_cpu_bf16_search_scores_its_outputs_as_fp32_does(tokenizer: Tokenizer, o
         for param in model.parameters():
             param.mul_(3.0)
     lines = [line for line in LINES if line]
-    results = translate(lines, model=model, tokenizer=tokenizer, config=DecodeConfig(beam_size=3, cpu_bf16=True),
+    results = decode_texts(lines, model=model, tokenizer=tokenizer, config=DecodeConfig(beam_size=3, cpu_bf16=True),
                         device=CPU)
     assert all(p.dtype == torch.float32 for p in model.parameters())
     for line, result in zip(lines, results):

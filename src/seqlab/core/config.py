@@ -61,6 +61,13 @@ class Config:
         for name in ("share_embeddings", "copy"):
             if getattr(self.model, name) and not self.tokenizer.joint:
                 raise ConfigError(f"model.{name}: needs tokenizer.joint: true (one vocabulary for both sides)")
+        if self.model.arch == "transformer":
+            needed = max(self.preprocess.max_src_len, self.preprocess.max_tgt_len + 1, self.decode.max_length + 1)
+            if needed > self.model.max_positions:
+                raise ConfigError(
+                    f"model.max_positions: {self.model.max_positions} is too few for preprocess.max_src_len, "
+                    f"max_tgt_len + 1 and decode.max_length + 1 (needs {needed})"
+                )
 
 
 def load_config(path: str | Path = "params.yaml") -> Config:

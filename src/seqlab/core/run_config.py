@@ -11,11 +11,24 @@ from typing import Any, ClassVar, Literal
 
 from seqlab.core.errors import ConfigError
 
+# Beams and sample counts beyond this are refused: search memory grows with them, and
+# past it a typo (beam 100000) ends in an allocator failure rather than a result.
+MAX_SEARCH_ROWS = 1000
+
+# Keys that only one architecture reads. A value other than the default under the other
+# arch is an error, so a setting never silently does nothing; defaults may stay in params.yaml,
+# which lets `dvc exp run -S model.arch=transformer` switch with nothing else changed.
+RNN_ONLY = ("embed_dim", "hidden_dim", "attention_dim", "rnn_type", "bidirectional", "bridge", "attention",
+            "input_feeding", "coverage", "coverage_loss_weight")
+TRANSFORMER_ONLY = ("model_dim", "heads", "ff_dim", "attention_dropout", "activation", "norm", "positions",
+                    "max_positions", "scale_embeddings")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
     """Architecture; stored in every checkpoint so it can be rebuilt from it alone."""
 
+    arch: Literal["rnn", "transformer"] = "rnn"  # recurrent encoder-decoder with attention, or Transformer
     embed_dim: int = 128
     hidden_dim: int = 256  # per direction in the encoder; the decoder's size
     attention_dim: int = 256  # Bahdanau's hidden layer
@@ -33,13 +46,45 @@ class ModelConfig:
     coverage: bool = False  # coverage vector fed to the attention (See et al. 2017)
     coverage_loss_weight: float = 1.0  # weight of the coverage loss when coverage is on
     output_vocab: Literal["full", "target"] = "full"  # output layer over every piece, or those the training targets use
+    model_dim: int = 256  # transformer: width of the embeddings, attention and residual stream
+    heads: int = 4  # transformer: attention heads; model_dim must divide by it
+    ff_dim: int = 1024  # transformer: hidden width of each layer's feed-forward block
+    attention_dropout: float = 0.1  # transformer: dropout on the attention weights
+    activation: Literal["relu", "gelu"] = "relu"  # transformer: feed-forward non-linearity
+    norm: Literal["pre", "post"] = "pre"  # transformer: layer norm before each block (stable) or after (original)
+    positions: Literal["sinusoidal", "learned"] = "sinusoidal"  # transformer: position encoding
+    max_positions: int = 256  # transformer: longest source or output, in pieces (BOS/EOS included)
+    scale_embeddings: bool = True  # transformer: embeddings times sqrt(model_dim), as in Vaswani et al.
 
     def __post_init__(self) -> None:
-        for name in ("embed_dim", "hidden_dim", "attention_dim", "encoder_layers", "decoder_layers"):
+        for name in ("embed_dim", "hidden_dim", "attention_dim", "encoder_layers", "decoder_layers", "model_dim",
+                     "heads", "ff_dim", "max_positions"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"model.{name}: must be at least 1")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError("model.dropout: must be in [0, 1)")
+        for name in ("dropout", "attention_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"model.{name}: must be in [0, 1)")
+        if self.coverage_loss_weight < 0:
+            raise ConfigError("model.coverage_loss_weight: must be non-negative")
+        for name in ("copy", "tie_embeddings"):  # both need an output for every piece
+            if self.output_vocab == "target" and getattr(self, name):
+                raise ConfigError(f"model.output_vocab: 'target' cannot be combined with model.{name}: true")
+        self._check_arch_keys()
+        if self.arch == "rnn":
+            self._check_rnn()
+        else:
+            self._check_transformer()
+
+    def _check_arch_keys(self) -> None:
+        other = TRANSFORMER_ONLY if self.arch == "rnn" else RNN_ONLY
+        for name in other:
+            default = ModelConfig.__dataclass_fields__[name].default
+            if getattr(self, name) != default:
+                raise ConfigError(
+                    f"model.{name}: does not apply to model.arch: {self.arch}; leave it at its default {default!r}"
+                )
+
+    def _check_rnn(self) -> None:
         if self.tie_embeddings and self.embed_dim != self.hidden_dim:
             raise ConfigError("model.tie_embeddings: needs model.embed_dim == model.hidden_dim")
         if self.attention == "dot" and self.memory_dim != self.hidden_dim:
@@ -51,15 +96,16 @@ class ModelConfig:
             raise ConfigError("model.copy: copying follows the attention; it needs model.attention other than 'none'")
         if self.coverage and self.attention != "bahdanau":
             raise ConfigError("model.coverage: needs model.attention: bahdanau")
-        if self.coverage_loss_weight < 0:
-            raise ConfigError("model.coverage_loss_weight: must be non-negative")
-        for name in ("copy", "tie_embeddings"):  # both need an output for every piece
-            if self.output_vocab == "target" and getattr(self, name):
-                raise ConfigError(f"model.output_vocab: 'target' cannot be combined with model.{name}: true")
+
+    def _check_transformer(self) -> None:
+        if self.model_dim % self.heads:
+            raise ConfigError(f"model.heads: model.model_dim ({self.model_dim}) must divide by it ({self.heads})")
 
     @property
     def memory_dim(self) -> int:
         """Size of the encoder's per-position states."""
+        if self.arch == "transformer":
+            return self.model_dim
         return self.hidden_dim * (2 if self.bidirectional else 1)
 
 
@@ -151,6 +197,9 @@ class DecodeConfig:
         for name in ("length_penalty", "coverage_penalty", "min_length_ratio"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"decode.{name}: must be non-negative")
+        for name in ("beam_size", "n_best"):
+            if getattr(self, name) > MAX_SEARCH_ROWS:
+                raise ConfigError(f"decode.{name}: must be at most {MAX_SEARCH_ROWS}")
         if self.strategy == "beam" and not 1 <= self.n_best <= self.beam_size:
             raise ConfigError("decode.n_best: must be between 1 and decode.beam_size")
         if self.n_best < 1:

@@ -97,10 +97,18 @@ def iter_line_chunks(path: str | Path, *, chunk_size: int) -> Iterator[list[str]
     """Lines of a UTF-8 text file (plain or .gz) without their ``\\n``, ``chunk_size`` at a time."""
     path = Path(path)
     with open_text(path) as handle:
-        first = 1
-        while raw := _read_raw(handle, path, chunk_size):
-            yield _decode(raw, path, first)
-            first += len(raw)
+        yield from iter_stream_chunks(handle, name=str(path), chunk_size=chunk_size)
+
+
+def iter_stream_chunks(handle: BinaryIO, *, name: str, chunk_size: int) -> Iterator[list[str]]:
+    """Lines of an open byte stream (a pipe too) without their ``\\n``, ``chunk_size`` at a time.
+
+    Checked as files are: invalid UTF-8 or a NUL is a DataError naming ``name`` and the line.
+    """
+    first = 1
+    while raw := _read_raw(handle, Path(name), chunk_size):
+        yield _decode(raw, Path(name), first)
+        first += len(raw)
 
 
 def iter_lines(path: str | Path) -> Iterator[str]:

@@ -2,7 +2,8 @@
 
 The caller projects the keys once per source batch with ``project_keys`` and
 passes them to every step; no module keeps state between calls. Padding gets
-exactly zero weight.
+exactly zero weight. A new kind subclasses :class:`Attention`: the decoder's
+step reaches every kind through ``query_weight`` and ``attend`` alone.
 
 Queries come in N = n x W rows for n sources: the W consecutive rows of a
 source (its beams) share one copy of its keys and values.
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from seqlab.model.tape import WeightGradTape, apply_linear
+from seqlab.model.tape import WeightGradTape
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,51 @@ def _output(weights: torch.Tensor, values: torch.Tensor, tape: WeightGradTape | 
     return AttentionOutput(context=context.view(-1, values.size(-1)), weights=weights.view(-1, weights.size(-1)))
 
 
-class BahdanauAttention(nn.Module):
+class Attention(nn.Module):
+    """What the decoder's step calls: a query through :meth:`query_weight` (the step makes that
+    product, so training can fuse it with others), then :meth:`attend`."""
+
+    def project_keys(self, keys: torch.Tensor) -> torch.Tensor:
+        """keys: (n, S, Dk) -> (n, S, A), once per source batch."""
+        raise NotImplementedError
+
+    def query_weight(self) -> torch.Tensor | None:
+        """(A, Dq) the weight applied to the query every step; None: the query is used as it is."""
+        return None
+
+    def attend(
+        self,
+        query: torch.Tensor,
+        proj_keys: torch.Tensor,
+        values: torch.Tensor,
+        mask: torch.Tensor,
+        coverage: torch.Tensor | None = None,
+        *,
+        tape: WeightGradTape | None = None,
+    ) -> AttentionOutput:
+        """query: (N, A) already through :meth:`query_weight`; proj_keys: (n, S, A); values: (n, S, Dv);
+        mask: (n, S) True on tokens; coverage: (N, S) attention summed over earlier steps, when the
+        model uses coverage; tape: defers the values' gradient (training)."""
+        raise NotImplementedError
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        proj_keys: torch.Tensor,
+        values: torch.Tensor,
+        mask: torch.Tensor,
+        coverage: torch.Tensor | None = None,
+        *,
+        tape: WeightGradTape | None = None,
+    ) -> AttentionOutput:
+        """:meth:`attend` for a raw query (N, Dq); tape also defers the query weight's gradient."""
+        weight = self.query_weight()
+        if weight is not None:
+            query = nn.functional.linear(query, weight) if tape is None else tape.linear(weight, query)
+        return self.attend(query, proj_keys, values, mask, coverage, tape=tape)
+
+
+class BahdanauAttention(Attention):
     """score(q, k) = v^T tanh(W_q q + W_k k [+ w_c coverage]) (Bahdanau et al. 2015; See et al. 2017)."""
 
     def __init__(self, *, query_dim: int, key_dim: int, attention_dim: int, coverage: bool = False) -> None:
@@ -53,23 +98,7 @@ class BahdanauAttention(nn.Module):
         return self.key_proj(keys)
 
     def query_weight(self) -> torch.Tensor | None:
-        """The weight applied to the query every step (None: the query is used as it is)."""
         return self.query_proj.weight
-
-    def forward(
-        self,
-        query: torch.Tensor,
-        proj_keys: torch.Tensor,
-        values: torch.Tensor,
-        mask: torch.Tensor,
-        coverage: torch.Tensor | None = None,
-        *,
-        tape: WeightGradTape | None = None,
-    ) -> AttentionOutput:
-        """query: (N, Dq); proj_keys: (n, S, A); values: (n, S, Dv); mask: (n, S) True on tokens;
-        coverage: (N, S) attention summed over earlier steps, when the model uses coverage;
-        tape: defers the query projection's weight gradient (training)."""
-        return self.attend(apply_linear(self.query_proj, query, tape), proj_keys, values, mask, coverage, tape=tape)
 
     def attend(
         self,
@@ -81,7 +110,6 @@ class BahdanauAttention(nn.Module):
         *,
         tape: WeightGradTape | None = None,
     ) -> AttentionOutput:
-        """``forward`` for a query already multiplied by :meth:`query_weight`: (N, A)."""
         n, s, a = proj_keys.shape
         hidden = proj_keys.unsqueeze(1) + query.view(n, -1, 1, a)  # (n, W, S, A)
         if self.coverage_proj is not None:
@@ -91,7 +119,7 @@ class BahdanauAttention(nn.Module):
         return _output(weights, values, tape)
 
 
-class LuongAttention(nn.Module):
+class LuongAttention(Attention):
     """Multiplicative attention (Luong et al. 2015): ``dot`` is q . k, ``general`` is q . W k."""
 
     def __init__(self, *, query_dim: int, key_dim: int, general: bool) -> None:
@@ -103,10 +131,7 @@ class LuongAttention(nn.Module):
         """keys: (N, S, Dk) -> (N, S, Dq)."""
         return keys if self.key_proj is None else self.key_proj(keys)
 
-    def query_weight(self) -> torch.Tensor | None:
-        return None
-
-    def forward(
+    def attend(
         self,
         query: torch.Tensor,
         proj_keys: torch.Tensor,
@@ -122,16 +147,13 @@ class LuongAttention(nn.Module):
         return _output(weights, values, tape)
 
 
-class NoAttention(nn.Module):
+class NoAttention(Attention):
     """The ablation: a zero context and zero weights, so the decoder sees only the bridge state."""
 
     def project_keys(self, keys: torch.Tensor) -> torch.Tensor:
         return keys[:, :, :0]
 
-    def query_weight(self) -> torch.Tensor | None:
-        return None
-
-    def forward(
+    def attend(
         self,
         query: torch.Tensor,
         proj_keys: torch.Tensor,
@@ -147,7 +169,7 @@ class NoAttention(nn.Module):
 
 def build_attention(
     kind: str, *, query_dim: int, key_dim: int, attention_dim: int, coverage: bool
-) -> BahdanauAttention | LuongAttention | NoAttention:
+) -> Attention:
     """The attention named by ``model.attention``."""
     if kind == "bahdanau":
         return BahdanauAttention(query_dim=query_dim, key_dim=key_dim, attention_dim=attention_dim, coverage=coverage)

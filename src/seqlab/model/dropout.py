@@ -1,12 +1,11 @@
 """Dropout whose CPU mask costs half the random-number generation of ``nn.Dropout``.
 
 On CPU, ``nn.Dropout`` draws one 32-bit random number per element from a
-serial generator, which costs about 4% of a training step of the reference
-model. Here each 64-bit draw gives four 16-bit uniforms, one per element
-(the mask is about 2.3x faster to make), so
-the keep probability is quantised to 1/65536 (for p = 0.1: 0.899994 instead
-of 0.9), and kept values are scaled by the exact inverse of it, so the
-expectation is still the input's. Draws come from torch's global generator:
+serial generator, a visible part of a training step (the README's "How
+training runs fast on a CPU" gives the figures). Here each 64-bit draw gives
+four 16-bit uniforms, one per element, so the keep probability is quantised
+to 1/65536 (for p = 0.1: 0.899994 instead of 0.9), and kept values are scaled
+by the exact inverse of it, so the expectation is still the input's. Draws come from torch's global generator:
 seeding and checkpointed RNG state cover it as they cover ``nn.Dropout``.
 Other devices use ``nn.functional.dropout``.
 """

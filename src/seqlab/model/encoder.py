@@ -14,9 +14,6 @@ from seqlab.model.tape import WeightGradTape
 
 RNNS = {"lstm": nn.LSTM, "gru": nn.GRU}
 
-# Training on CPU runs the recurrence in Python through a weight-gradient tape; see Encoder.forward.
-TAPED_ON_CPU = True
-
 
 @dataclass(frozen=True)
 class EncoderOutput:
@@ -39,7 +36,10 @@ class Encoder(nn.Module):
         dropout: float,
         rnn_type: str = "lstm",
         bidirectional: bool = True,
+        taped: bool = True,
     ) -> None:
+        """taped: training on CPU runs the recurrence through a weight-gradient tape (see
+        :meth:`forward`); False: the module's packed kernel always (slower, the tests' reference)."""
         super().__init__()
         self.rnn = RNNS[rnn_type](
             embed_dim,
@@ -52,6 +52,7 @@ class Encoder(nn.Module):
         self.dropout = Dropout(dropout)
         self.directions = 2 if bidirectional else 1
         self.output_dim = self.directions * hidden_dim
+        self.taped = taped
 
     def forward(self, embedded: torch.Tensor, lengths: torch.Tensor) -> EncoderOutput:
         """embedded: (B, S, E); lengths: (B,) on any device.
@@ -59,15 +60,16 @@ class Encoder(nn.Module):
         Packing makes each sentence's states independent of the padding around
         it, which is what lets a sentence decode the same alone or in a batch.
 
-        Training on CPU runs the recurrence itself (:func:`_taped`), the same
-        arithmetic as the module's packed kernel arranged for speed: both
-        directions step together as one batched product, the recurrent
-        weight's gradient is one product per sequence (a WeightGradTape)
-        instead of one per step, and every step's input gates are split from
-        one product without the kernel's per-step zero-filled gradient slices.
+        Training on CPU, when ``taped``, runs the recurrence itself
+        (:func:`_taped`), the same arithmetic as the module's packed kernel
+        arranged for speed: both directions step together as one batched
+        product, the recurrent weight's gradient is one product per sequence
+        (a WeightGradTape) instead of one per step, and every step's input
+        gates are split from one product without the kernel's per-step
+        zero-filled gradient slices.
         """
         packed = pack_padded_sequence(self.dropout(embedded), lengths.cpu(), batch_first=True, enforce_sorted=False)
-        if TAPED_ON_CPU and torch.is_grad_enabled() and embedded.device.type == "cpu":
+        if self.taped and torch.is_grad_enabled() and embedded.device.type == "cpu":
             data, h, c = _taped(self.rnn, packed)
             out = PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
             # the taped recurrence works in sorted order; the module's final states are in batch order

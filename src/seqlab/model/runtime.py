@@ -42,10 +42,10 @@ def set_threads(threads: int) -> None:
 
 
 # oneDNN, which runs bf16 matmuls on the CPU, keeps a compiled kernel and its buffers for each
-# input shape it meets, up to 1,024 of them by default. Length-bucketed batches bring new
-# shapes nearly every step, so over a Multi30k run that cache took bf16 training to 7.6 GB
-# (fp32 runs through MKL: 1.6 GB). Bounded at 64, the same run peaked at 3.1 GB, and 150 steps
-# of varied shapes at 2.2 GB instead of 3.8 at the same speed; 0 (no cache) was 45% slower.
+# input shape it meets, up to 1,024 by default. Length-bucketed batches bring new shapes nearly
+# every step, so the default cache grows training's memory several-fold; a small bound keeps
+# most of the reuse (no cache at all recompiles every kernel). The README's Multi30k section
+# gives the figures.
 ONEDNN_CACHE_CAPACITY = 64
 
 

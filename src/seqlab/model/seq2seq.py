@@ -58,7 +58,9 @@ class Seq2Seq(nn.Module):
     first in both, so PAD, UNK, BOS and EOS have the same index in each."""
 
     def __init__(self, config: ModelConfig, *, src_vocab: int, tgt_vocab: int,
-                 output_ids: torch.Tensor | None = None) -> None:
+                 output_ids: torch.Tensor | None = None, taped: bool = True) -> None:
+        """taped: training's decoder steps, and its encoder's on CPU, run through weight-gradient
+        tapes; False: plain autograd, the tests' reference (same results up to rounding, slower)."""
         super().__init__()
         self.config = config
         if (config.output_vocab == "target") != (output_ids is not None):
@@ -82,6 +84,7 @@ class Seq2Seq(nn.Module):
             dropout=config.dropout,
             rnn_type=config.rnn_type,
             bidirectional=config.bidirectional,
+            taped=taped,
         )
         lstm = config.rnn_type == "lstm"
         self.bridge_h = nn.Linear(config.memory_dim, config.hidden_dim) if config.bridge else None
@@ -97,6 +100,7 @@ class Seq2Seq(nn.Module):
             attention=config.attention,
             input_feeding=config.input_feeding,
             coverage=config.coverage,
+            taped=taped,
         )
         self.output_dropout = Dropout(config.dropout)
         self.output = nn.Linear(config.hidden_dim, tgt_vocab if output_ids is None else output_ids.numel())
@@ -210,16 +214,22 @@ def output_pieces(targets: Iterable[np.ndarray], vocab_size: int) -> torch.Tenso
 
 
 def build_model(config: ModelConfig, *, src_vocab: int, tgt_vocab: int,
-                output_ids: torch.Tensor | None = None) -> Seq2Seq:
-    """The model for ``config``; shared embeddings and copying need one vocabulary for both sides.
-    output_ids: with ``output_vocab: target``, the target pieces (:func:`output_pieces`)."""
+                output_ids: torch.Tensor | None = None, taped: bool = True) -> nn.Module:
+    """The model for ``config.arch``: :class:`Seq2Seq` or the Transformer; shared embeddings and
+    copying need one vocabulary for both sides. output_ids: with ``output_vocab: target``, the
+    target pieces (:func:`output_pieces`); taped: the RNN's training products (see :class:`Seq2Seq`)."""
     for name in ("share_embeddings", "copy"):
         if getattr(config, name) and src_vocab != tgt_vocab:
             raise ConfigError(
                 f"model.{name}: needs a joint vocabulary (tokenizer.joint: true); "
                 f"source has {src_vocab} pieces, target {tgt_vocab}"
             )
-    return Seq2Seq(config, src_vocab=src_vocab, tgt_vocab=tgt_vocab, output_ids=output_ids)
+    if config.arch == "transformer":
+        # Imported here: the transformer module builds on this one's output types.
+        from seqlab.model.transformer import Transformer
+
+        return Transformer(config, src_vocab=src_vocab, tgt_vocab=tgt_vocab, output_ids=output_ids)
+    return Seq2Seq(config, src_vocab=src_vocab, tgt_vocab=tgt_vocab, output_ids=output_ids, taped=taped)
 
 
 def count_parameters(model: nn.Module) -> int:

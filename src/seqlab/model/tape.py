@@ -14,7 +14,7 @@ product per step and adds it into the values' gradient; the tape records the
 step's weights and output gradient and computes the values' gradient once, as
 one batched matmul over all steps.
 
-Usage (see ``Decoder.teacher_force``)::
+Usage (see ``Decoder._taped_sequence`` and ``TapedProducts``)::
 
     tape = WeightGradTape([w1, w2])
     h0, xs = tape.anchor(h0, xs)    # what step 0 reads: their backward runs last
@@ -24,7 +24,6 @@ Usage (see ``Decoder.teacher_force``)::
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 
 class WeightGradTape:
@@ -166,8 +165,3 @@ class _ReleaseWeightGrads(torch.autograd.Function):
     @staticmethod
     def backward(ctx, *grads: torch.Tensor):
         return (None, None, *grads, *ctx.tape.weight_grads())
-
-
-def apply_linear(layer: nn.Linear, x: torch.Tensor, tape: WeightGradTape | None) -> torch.Tensor:
-    """``layer(x)``, through ``tape`` when one is given."""
-    return layer(x) if tape is None else tape.linear(layer.weight, x, layer.bias)

@@ -1,4 +1,4 @@
-"""Text in, text out: batching sentences by length for search and restoring their order."""
+"""Text in, text out: batching sentences by length for search, restoring their order, formatting the results."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from seqlab.core.errors import SeqlabError
 from seqlab.core.run_config import DecodeConfig
 from seqlab.model.batch import pad
 from seqlab.model.runtime import autocast
@@ -60,7 +61,7 @@ def bf16_copy(model: Seq2Seq) -> Seq2Seq:
 
 
 @torch.inference_mode()
-def translate(
+def decode_texts(
     lines: list[str],
     *,
     model: Seq2Seq,
@@ -74,8 +75,11 @@ def translate(
 
     Empty lines give an empty translation without running the model. Sources
     longer than ``max_src_len`` pieces (when positive) are truncated. ``generator``
-    drives sampling (``config.strategy: sample``); beam and greedy search ignore it.
+    drives sampling (``config.strategy: sample``) as one stream across batches, so it
+    is required there; beam and greedy search ignore it. Running out of memory is a
+    SeqlabError that says which batch and what to lower.
     """
+    assert generator is not None or config.strategy != "sample", "sampling needs the caller's seeded generator"
     encoded = tokenizer.encode_src(lines)
     truncated = [0 < max_src_len < len(ids) for ids in encoded]
     encoded = [ids[:max_src_len] if cut else ids for ids, cut in zip(encoded, truncated)]
@@ -89,8 +93,16 @@ def translate(
     for batch in batches([len(encoded[i]) for i in todo], config):
         indices = [todo[b] for b in batch]
         src, src_lengths = pad([encoded[i] for i in indices])
-        with autocast(device, cpu_bf16=config.cpu_bf16):
-            nbest = search(model, src.to(device), src_lengths.to(device), config, generator=generator)
+        try:
+            with autocast(device, cpu_bf16=config.cpu_bf16):
+                nbest = search(model, src.to(device), src_lengths.to(device), config, generator=generator)
+        except (torch.OutOfMemoryError, RuntimeError) as err:
+            if not isinstance(err, torch.OutOfMemoryError) and "can't allocate memory" not in str(err):
+                raise
+            raise SeqlabError(
+                f"out of memory searching {len(indices)} sentences of up to {src.shape[1]} pieces with "
+                f"{config.beam_size if config.strategy == 'beam' else config.n_best} rows each on {device.type}: "
+                "lower the beam size, batch size or batch tokens") from None
         for i, hyps in zip(indices, nbest):
             hyps = [_as_pieces(model, h) for h in hyps]
             texts = tokenizer.decode_tgt([h.tokens for h in hyps])
@@ -101,3 +113,23 @@ def translate(
 def _as_pieces(model: Seq2Seq, hypothesis: Hypothesis) -> Hypothesis:
     """Search emits output indices; with ``model.output_vocab: target`` they differ from piece ids."""
     return replace(hypothesis, tokens=model.piece_ids(hypothesis.tokens))
+
+
+def alignment(hypothesis: Hypothesis) -> str:
+    """Hard alignment as 'source-target' piece pairs: each output piece to its most attended source piece."""
+    if not hypothesis.tokens:
+        return ""
+    best = hypothesis.attention[: len(hypothesis.tokens)].argmax(dim=-1).tolist()
+    return " ".join(f"{s}-{t}" for t, s in enumerate(best))
+
+
+def format_translation(number: int, result: Translation, *, n_best: int, alignments: bool) -> str:
+    """Output lines for input line ``number`` (from 0): the text, or index<TAB>score<TAB>text rows for n-best."""
+    rows = []
+    hyps: list[Hypothesis | None] = list(result.hypotheses) or [None] * len(result.texts)
+    for hyp, text in zip(hyps, result.texts):
+        fields = [text] if n_best == 1 else [str(number), f"{hyp.score:.4f}" if hyp else "0.0000", text]
+        if alignments:
+            fields.append(alignment(hyp) if hyp else "")
+        rows.append("\t".join(fields) + "\n")
+    return "".join(rows)

@@ -26,7 +26,7 @@ from seqlab.core.run_config import DecodeConfig, TrainConfig
 from seqlab.core.text import ParallelText
 from seqlab.model.runtime import autocast
 from seqlab.model.seq2seq import Seq2Seq
-from seqlab.search.texts import translate
+from seqlab.search.texts import decode_texts
 from seqlab.tokenizer import Tokenizer
 from seqlab.train.batches import EncodedSplit, bucket_indices
 from seqlab.train.loss import batch_loss
@@ -78,7 +78,7 @@ def decoded_metric(model: Seq2Seq, text: ParallelText, *, tokenizer: Tokenizer, 
     """
     model.eval()
     search = DecodeConfig(beam_size=beam_size, n_best=1, batch_size=SEARCH_BATCH)
-    outputs = translate(text.src, model=model, tokenizer=tokenizer, config=search, device=device)
+    outputs = decode_texts(text.src, model=model, tokenizer=tokenizer, config=search, device=device)
     hypotheses = [out.texts[0] for out in outputs]
     if metric == "rouge_l":
         scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
