@@ -2,7 +2,7 @@
 
     python bench/decode.py                                   # the default pipeline's model and test set
     python bench/decode.py --model M.pt --src test.de.gz --ref test.en.gz --name multi30k
-    python bench/decode.py ... --params configs/multi30k.yaml -S max_length_ratio=1.5   # a config's decode section
+    python bench/decode.py ... --params tests/assets/presets/multi30k.yaml -S max_length_ratio=1.5   # a preset's decode section
 
 Writes bench/results/decode-<name>.json and .md: sentences per second for
 greedy (batched), beam 5 batched (fp32 and with decode.cpu_bf16), and beam 5

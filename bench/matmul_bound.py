@@ -1,6 +1,6 @@
 """How close to the matmul peak the fp32 training step could come if only its matmuls took time.
 
-    python bench/matmul_bound.py                          # configs/multi30k.yaml's model, 3962 outputs
+    python bench/matmul_bound.py                          # the Multi30k preset's model, 3962 outputs
     python bench/matmul_bound.py --batch 200 --name multi30k-b200
 
 The fraction of the machine's matmul peak a training step reaches is bounded by
@@ -177,7 +177,7 @@ def measure_round(steps, overhead_steps, *, batches: int, tokens: float, work: f
 
 
 @click.command()
-@click.option("--config", "config_path", default=str(ROOT / "configs" / "multi30k.yaml"), show_default=True,
+@click.option("--config", "config_path", default=str(ROOT / "tests/assets/presets/multi30k.yaml"), show_default=True,
               help="The params file whose model is timed.")
 @click.option("--vocab", default=8000, show_default=True, help="Source (and joint) vocabulary.")
 @click.option("--output-vocab", default=3962, show_default=True, help="Outputs (model.output_vocab: target).")

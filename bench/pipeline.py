@@ -1,14 +1,15 @@
 """Benchmark a whole pipeline run as a new user meets it.
 
 Clones this repository's HEAD next to it (so `../shared/data` resolves as it
-does for the project), optionally replaces params.yaml with a file from
-configs/ and applies `-S key=value` overrides, runs `dvc repro`, then `dvc
-repro` again (the no-op), and reads the scores, the training record and the
-model size. Writes bench/results/<name>.json and .md.
+does for the project), composes params.yaml from conf/ with `-S` Hydra overrides
+as `dvc exp run -S` does (a preset's corpus is imported from ../shared/data by
+`dvc update`), runs `dvc repro`, then `dvc repro` again (the no-op), and reads
+the scores, the training record and the model size. Writes
+bench/results/<name>.json and .md.
 
     python bench/pipeline.py                                    # default data; translates "twenty-one"
-    python bench/pipeline.py --config configs/multi30k.yaml --name multi30k   # the reference RNN on Multi30k de->en
-    python bench/pipeline.py --config configs/gigaword.yaml --name gigaword   # copy attention on headlines
+    python bench/pipeline.py -S corpus=multi30k --name multi30k   # the reference RNN on Multi30k de->en
+    python bench/pipeline.py -S corpus=gigaword --name gigaword   # copy attention on headlines
 """
 
 from __future__ import annotations
@@ -39,17 +40,13 @@ def run(args: list[str], cwd: Path, env: dict[str, str], stdin: str | None = Non
     return time.perf_counter() - start, proc.stdout
 
 
-def apply_overrides(params_file: Path, overrides: tuple[str, ...]) -> None:
-    """`section.key=value` pairs (value parsed as YAML) written into params_file."""
-    params = yaml.safe_load(params_file.read_text())
-    for item in overrides:
-        key, _, value = item.partition("=")
-        *parents, leaf = key.split(".")
-        node = params
-        for part in parents:
-            node = node[part]
-        node[leaf] = yaml.safe_load(value)
-    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+def compose_params(clone: Path, overrides: tuple[str, ...]) -> dict:
+    """params.yaml as `dvc exp run -S ...` composes it: conf/config.yaml with Hydra overrides applied."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(str(clone / "conf"), version_base=None):
+        return OmegaConf.to_container(compose(config_name="config", overrides=list(overrides)), resolve=True)
 
 
 def _accelerator() -> str:
@@ -59,23 +56,24 @@ def _accelerator() -> str:
 
 
 @click.command()
-@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="A params file (e.g. configs/multi30k.yaml) to use instead of params.yaml.")
-@click.option("-S", "--set", "overrides", multiple=True, help="section.key=value, applied on top.")
+@click.option("-S", "--set", "overrides", multiple=True,
+              help="A Hydra override of conf/: a preset group (corpus=multi30k, model=rnn_base) or section.key=value.")
 @click.option("--name", default="pipeline", show_default=True, help="Label of the results files.")
 @click.option("--keep-model", type=click.Path(dir_okay=False), default=None,
               help="Copy the trained models/model.pt here (e.g. for bench/decode.py) before the clone is removed.")
-def main(config_file: str | None, overrides: tuple[str, ...], name: str, keep_model: str | None) -> None:
+def main(overrides: tuple[str, ...], name: str, keep_model: str | None) -> None:
     clone = Path(tempfile.mkdtemp(prefix="seqlab-bench-", dir=ROOT.parent))
     try:
         subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
-        if config_file:
-            shutil.copy(Path(config_file).resolve(), clone / "params.yaml")
-        apply_overrides(clone / "params.yaml", overrides)
+        params = compose_params(clone, overrides)
+        if overrides:  # the committed params.yaml is the composed default
+            (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         # The clone's src first; whatever PYTHONPATH already holds (dvc installed with --target) stays after it.
         pythonpath = os.pathsep.join(filter(None, [str(clone / "src"), os.environ.get("PYTHONPATH", "")]))
         env = dict(os.environ, DVC_NO_ANALYTICS="1", PYTHONPATH=pythonpath,
                    PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
+        if Path(params["paths"]["raw"]).parent == Path("data/corpora"):  # a preset's corpus: import it once
+            run([sys.executable, "-m", "dvc", "update", params["paths"]["raw"] + ".dvc"], clone, env)
         full, _ = run([sys.executable, "-m", "dvc", "repro"], clone, env)
         noop, _ = run([sys.executable, "-m", "dvc", "repro"], clone, env)
         _, info = run([sys.executable, "-m", "seqlab", "info", "models/model.pt"], clone, env)
@@ -93,7 +91,6 @@ def main(config_file: str | None, overrides: tuple[str, ...], name: str, keep_mo
     result = {
         "machine": f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}, Python {platform.python_version()}",
         "accelerator": _accelerator(),
-        "config": config_file or "params.yaml",
         "overrides": " ".join(overrides) or "none",
         "parameters": parameters,
         "repro_seconds": round(full, 1),
@@ -105,7 +102,7 @@ def main(config_file: str | None, overrides: tuple[str, ...], name: str, keep_mo
         **{f"test_{k}": metrics[k] for k in ("bleu", "chrf", "ter", "rouge1", "rouge2", "rougeL") if k in metrics},
         "peak_rss_mb_largest_stage": round(peak_mb),
     }
-    if not config_file:
+    if not overrides:
         result["twenty_one"] = twenty_one.strip()
     write_results(name, f"Pipeline run, {name} (`python bench/pipeline.py`)", result,
                   options=click.get_current_context().params)

@@ -1,7 +1,7 @@
 """Training throughput of the RNN or Transformer model, in target tokens per second and as a fraction of matmul peak.
 
     python bench/train_speed.py                       # emb 256, hidden 512, BiLSTM, Bahdanau, vocab 8000
-    python bench/train_speed.py --output-vocab 3962 --name multi30k-target   # configs/multi30k.yaml's output layer
+    python bench/train_speed.py --output-vocab 3962 --name multi30k-target   # the Multi30k preset's output layer
     python bench/train_speed.py --hidden 256 --embed 128 --vocab 150 --name numbers
     python bench/train_speed.py --arch transformer --embed 256 --hidden 1024 --output-vocab 3962 --name transformer-multi30k
 

@@ -8,8 +8,8 @@ Issue 3 anchors training speed to JoeyNMT's 850 target tokens per second, measur
 once; this machine's speed drifts by a quarter within minutes, so a ratio to a
 constant drifts with it. Here each round runs JoeyNMT's own training
 (``python -m joeynmt train``) and then seqlab's update step on the same
-Multi30k de-en pairs, the same sentencepiece model (configs/multi30k.yaml's
-tokenizer, trained here) and the same architecture (configs/multi30k.yaml's
+Multi30k de-en pairs, the same sentencepiece model (the Multi30k preset's
+tokenizer, trained here) and the same architecture (the Multi30k preset's
 model: BiLSTM 512, Bahdanau, input feeding, an output layer over the ~3,960
 target pieces, as JoeyNMT builds its target vocabulary from the data), 64
 sentences per batch, Adam, label smoothing, norm clipping, fp32.
@@ -139,7 +139,7 @@ def bucketed_batches(lengths: np.ndarray, size: int, seed: int) -> Iterator[np.n
               help="An interpreter with joeynmt 2.3 installed.")
 @click.option("--data", "data_dir", default=str(ROOT.parent / "shared/data/multi30k"), show_default=True,
               type=click.Path(exists=True, file_okay=False))
-@click.option("--config", "config_path", default=str(ROOT / "configs/multi30k.yaml"), show_default=True)
+@click.option("--config", "config_path", default=str(ROOT / "tests/assets/presets/multi30k.yaml"), show_default=True)
 @click.option("--steps", default=200, show_default=True, help="Updates per run.")
 @click.option("--log-every", default=50, show_default=True, help="Updates per timing window.")
 @click.option("--rounds", default=3, show_default=True, help="Alternating rounds; medians are reported.")

@@ -47,7 +47,7 @@ def test_random_batches_mix_lengths() -> None:
 
 
 def test_joeynmt_config_is_the_multi30k_architecture_and_optimiser(tmp_path: Path) -> None:
-    config = load_config(ROOT / "configs" / "multi30k.yaml")
+    config = load_config(ROOT / "tests/assets/presets/multi30k.yaml")
     cfg = vs_joeynmt.joeynmt_config(config, work=tmp_path, train="bucketed", shuffle=False, steps=200,
                                     log_every=50, batch=64)
     enc, dec, train = cfg["model"]["encoder"], cfg["model"]["decoder"], cfg["training"]
