@@ -37,7 +37,8 @@ def save_checkpoint(path: str | Path, *, model: Seq2Seq, tokenizer: Tokenizer, i
         "format": FORMAT,
         "model_config": as_dict(model.config),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "tokenizer": {"src_model": tokenizer.src_model, "tgt_model": tokenizer.tgt_model},
+        "tokenizer": {"src_model": tokenizer.src_model, "tgt_model": tokenizer.tgt_model,
+                      "unk_markers": list(tokenizer.unk_markers)},
         "info": info,
     }
     with atomic_path(path) as tmp:
@@ -54,7 +55,9 @@ def load_checkpoint(path: str | Path, *, device: torch.device | str = "cpu") -> 
         raise DataError(f"{path}: not a readable seqlab checkpoint ({type(err).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise DataError(f"{path}: not a seqlab checkpoint (expected format {FORMAT})")
-    tokenizer = Tokenizer(src_model=payload["tokenizer"]["src_model"], tgt_model=payload["tokenizer"]["tgt_model"])
+    stored = payload["tokenizer"]
+    tokenizer = Tokenizer(src_model=stored["src_model"], tgt_model=stored["tgt_model"],
+                          unk_markers=tuple(stored.get("unk_markers", ())))
     config = build(ModelConfig, payload["model_config"], "model")
     model = build_model(config, src_vocab=tokenizer.src_vocab_size, tgt_vocab=tokenizer.tgt_vocab_size,
                         output_ids=payload["state_dict"].get("output_ids"))

@@ -93,7 +93,7 @@ def translate(
             nbest = search(model, src.to(device), src_lengths.to(device), config, generator=generator)
         for i, hyps in zip(indices, nbest):
             hyps = [_as_pieces(model, h) for h in hyps]
-            texts = tokenizer.decode_tgt([h.tokens for h in hyps])
+            texts = tokenizer.decode_tgt([h.tokens for h in hyps], unk_spelling=config.unk_spelling)
             results[i] = Translation(tokenizer.src_pieces(encoded[i]), hyps, texts, truncated=truncated[i])
     return results
 
