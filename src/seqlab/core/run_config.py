@@ -124,6 +124,7 @@ class DecodeConfig:
     max_length_ratio: float = 2.0  # hypotheses stop at ratio * source pieces ...
     max_length: int = 200  # ... and never exceed this many pieces
     no_repeat_ngram: int = 0  # forbid repeating any n-gram of this size; 0 is off
+    word_safe_copy: bool = False  # an output word is one piece or a whole source word, never pieces glued across words
     unk_spelling: str = ""  # how an unknown word (tokenizer.unk_markers) is written; empty: as the corpus spells it
     top_k: int = 0  # sampling: keep the k most probable tokens; 0 keeps all
     top_p: float = 1.0  # sampling: keep the smallest set with this much probability

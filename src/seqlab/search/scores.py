@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 
 from seqlab.core.run_config import DecodeConfig
+from seqlab.search.words import SourceWords, restrict_to_words
 from seqlab.tokenizer import EOS_ID
 
 NEG_INF = float("-inf")
@@ -85,12 +86,17 @@ def block_repeats(log_probs: torch.Tensor, tokens: torch.Tensor, n: int) -> torc
 
 
 def constrain(
-    log_probs: torch.Tensor, *, tokens: torch.Tensor, limits: torch.Tensor, minimums: torch.Tensor, config: DecodeConfig
+    log_probs: torch.Tensor, *, tokens: torch.Tensor, limits: torch.Tensor, minimums: torch.Tensor, config: DecodeConfig,
+    words: SourceWords | None = None, sentences: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Apply the length limits and n-gram blocking to one step. tokens: (N, t) emitted so far;
-    limits, minimums: (N,) per-row bounds. The maximum wins over the minimum."""
+    """Apply the length limits, n-gram blocking and word-safe copying (with ``words``; sentences:
+    (N,) each row's batch sentence) to one step. tokens: (N, t) emitted so far; limits, minimums:
+    (N,) per-row bounds. The maximum wins over the minimum and over the word constraint."""
     step = tokens.size(1)
     log_probs = block_repeats(log_probs, tokens, config.no_repeat_ngram)
+    if words is not None and sentences is not None:
+        restricted = restrict_to_words(log_probs, tokens=tokens, sentences=sentences, words=words)
+        log_probs = torch.where((limits <= step).unsqueeze(1), log_probs, restricted)
     log_probs = forbid_eos(log_probs, (minimums > step) & (limits > step))
     return force_eos(log_probs, limits <= step)
 

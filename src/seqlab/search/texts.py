@@ -13,6 +13,7 @@ from seqlab.model.batch import pad
 from seqlab.model.runtime import autocast
 from seqlab.model.seq2seq import Seq2Seq
 from seqlab.search.beam import Hypothesis, search
+from seqlab.search.words import word_starts
 from seqlab.tokenizer import Tokenizer
 
 
@@ -84,13 +85,15 @@ def translate(
         if not ids:
             results[i] = Translation([], [], [""] * config.n_best, truncated=False)
     todo = [i for i, ids in enumerate(encoded) if ids]
+    starts = word_starts(tokenizer, model) if config.word_safe_copy else None
     if config.cpu_bf16 and device.type == "cpu" and todo:
         model = bf16_copy(model)
     for batch in batches([len(encoded[i]) for i in todo], config):
         indices = [todo[b] for b in batch]
         src, src_lengths = pad([encoded[i] for i in indices])
         with autocast(device, cpu_bf16=config.cpu_bf16):
-            nbest = search(model, src.to(device), src_lengths.to(device), config, generator=generator)
+            nbest = search(model, src.to(device), src_lengths.to(device), config, generator=generator,
+                           word_starts=starts)
         for i, hyps in zip(indices, nbest):
             hyps = [_as_pieces(model, h) for h in hyps]
             texts = tokenizer.decode_tgt([h.tokens for h in hyps], unk_spelling=config.unk_spelling)

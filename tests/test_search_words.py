@@ -1,0 +1,122 @@
+"""Tests for seqlab.search.words: word-safe copying, shown on a scripted stub model.
+
+The stub's pieces are a tiny vocabulary of words and word pieces; its script is a
+copy model at its worst: it copies a piece from inside a source word onto the
+word before (``join`` + ``computer`` -> ``joincomputer``) or stops inside one
+(``russian-in`` of ``russian-installed``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import pytest
+import torch
+
+from seqlab.core.run_config import DecodeConfig
+from seqlab.model.batch import pad
+from seqlab.search.beam import search
+from seqlab.search.words import restrict_to_words, source_words
+from seqlab.tokenizer import BOS_ID, EOS_ID
+
+PIECES = ["<pad>", "<unk>", "<s>", "</s>", "▁join", "▁super", "computer", "▁russian", "-", "in", "stalled", "▁to"]
+ID = {p: i for i, p in enumerate(PIECES)}
+STARTS = torch.tensor([i < 4 or p.startswith("▁") for i, p in enumerate(PIECES)])
+
+# emitted pieces -> next-piece probabilities; one script per source (by its first piece)
+SCRIPTS: dict[str, dict[tuple[str, ...], dict[str, float]]] = {
+    "▁to": {  # source: to join super computer
+        (): {"▁join": 0.9, "▁super": 0.1},
+        ("▁join",): {"computer": 0.6, "▁super": 0.3, "</s>": 0.1},
+        ("▁join", "computer"): {"</s>": 1.0},
+        ("▁join", "▁super"): {"computer": 0.8, "</s>": 0.2},
+        ("▁join", "▁super", "computer"): {"</s>": 1.0},
+    },
+    "▁russian": {  # source: russian-installed
+        (): {"▁russian": 0.9, "▁to": 0.1},
+        ("▁russian",): {"-": 0.9, "</s>": 0.1},
+        ("▁russian", "-"): {"in": 0.9, "</s>": 0.1},
+        ("▁russian", "-", "in"): {"</s>": 0.7, "stalled": 0.3},
+        ("▁russian", "-", "in", "stalled"): {"</s>": 1.0},
+    },
+}
+SOURCES = {"▁to": ["▁to", "▁join", "▁super", "computer"], "▁russian": ["▁russian", "-", "in", "stalled"]}
+
+
+@dataclass(frozen=True)
+class State:
+    script: tuple[str, ...]  # per row: which script
+    fed: tuple[tuple[int, ...], ...]  # per row: tokens fed so far, BOS first
+    width: int
+
+    def select(self, index: torch.Tensor) -> State:
+        rows = index.tolist()
+        return State(tuple(self.script[i] for i in rows), tuple(self.fed[i] for i in rows), self.width)
+
+    reorder = select
+
+
+@dataclass(frozen=True)
+class Step:
+    log_probs: torch.Tensor
+    state: State
+    attention: torch.Tensor
+
+
+class CopyStub:
+    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> State:
+        return State(tuple(PIECES[i] for i in src[:, 0].tolist()), tuple(() for _ in range(src.size(0))), src.size(1))
+
+    def decode_step(self, prev_tokens: torch.Tensor, state: State) -> Step:
+        fed = tuple(f + (int(t),) for f, t in zip(state.fed, prev_tokens.tolist()))
+        log_probs = torch.full((len(fed), len(PIECES)), float("-inf"))
+        for row, (name, tokens) in enumerate(zip(state.script, fed)):
+            assert tokens[0] == BOS_ID
+            for piece, p in SCRIPTS[name].get(tuple(PIECES[t] for t in tokens[1:]), {"</s>": 1.0}).items():
+                log_probs[row, ID[piece]] = math.log(p)
+        return Step(log_probs, State(state.script, fed, state.width), torch.full((len(fed), state.width), 0.25))
+
+
+def run(config: DecodeConfig) -> list[str]:
+    src, lengths = pad([[ID[p] for p in SOURCES[name]] for name in ("▁to", "▁russian")])
+    nbest = search(CopyStub(), src, lengths, config, word_starts=STARTS)
+    return ["".join(PIECES[t] for t in hyps[0].tokens).replace("▁", " ").strip() for hyps in nbest]
+
+
+BASE = DecodeConfig(beam_size=1, length_penalty=0.0, max_length=10, max_length_ratio=3.0)
+
+
+@pytest.mark.parametrize("beam_size", [1, 2])
+def test_copying_glues_word_pieces_without_the_constraint(beam_size: int) -> None:
+    """The bug: a piece from inside a source word attaches to another word, or a word stops midway."""
+    assert run(replace(BASE, beam_size=beam_size)) == ["joincomputer", "russian-in"]
+
+
+@pytest.mark.parametrize("beam_size", [1, 2])
+def test_word_safe_copy_keeps_source_words_whole(beam_size: int) -> None:
+    assert run(replace(BASE, beam_size=beam_size, word_safe_copy=True)) == ["join supercomputer", "russian-installed"]
+
+
+def test_word_safe_copy_with_sampling_never_glues() -> None:
+    config = replace(BASE, strategy="sample", n_best=8, word_safe_copy=True)
+    src, lengths = pad([[ID[p] for p in SOURCES["▁to"]]])
+    for hyp in search(CopyStub(), src, lengths, config, generator=torch.Generator().manual_seed(3), word_starts=STARTS)[0]:
+        text = "".join(PIECES[t] for t in hyp.tokens).replace("▁", " ").split()
+        assert set(text) <= {"join", "super", "supercomputer", "to"}
+
+
+def test_a_word_may_end_at_the_length_limit_even_inside_a_source_word() -> None:
+    """The length limit wins: a row at its limit may end, so no row is left without a candidate."""
+    config = replace(BASE, word_safe_copy=True, max_length=3)
+    assert run(config)[1] == "russian-in"
+
+
+def test_restrict_to_words_allows_only_source_continuations() -> None:
+    src, lengths = pad([[ID[p] for p in SOURCES["▁to"]]])
+    words = source_words(src, lengths, STARTS)
+    tokens = torch.tensor([[ID["▁super"]], [ID["▁join"]]])
+    out = restrict_to_words(torch.zeros(2, len(PIECES)), tokens=tokens, sentences=torch.tensor([0, 0]), words=words)
+    allowed = [{PIECES[i] for i in (row > float("-inf")).nonzero().view(-1).tolist()} for row in out]
+    assert allowed[0] == {p for p in PIECES if p.startswith("▁") or p.startswith("<") or p == "</s>"} | {"computer"}
+    assert "computer" not in allowed[1] and EOS_ID in (out[1] > float("-inf")).nonzero().view(-1).tolist()
