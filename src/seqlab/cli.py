@@ -51,6 +51,7 @@ SEARCH_OPTIONS = [
     ("max_length_ratio", click.FloatRange(min=0, min_open=True), "Longest output as a multiple of the source length."),
     ("max_length", click.IntRange(min=1), "Longest output in pieces."),
     ("no_repeat_ngram", click.IntRange(min=0), "Never repeat an n-gram of this size (0: off)."),
+    ("no_adjacent_repeat", click.IntRange(min=0), "Never let an n-gram of up to this many pieces follow itself (0: off)."),
     ("word_safe_copy", click.BOOL, "An output word is one piece or a whole source word (no pieces glued across words)."),
     ("unk_spelling", click.STRING, "How an unknown word is written (default: as the training corpus spells it)."),
     ("top_k", click.IntRange(min=0), "Sampling: keep the k most probable tokens (0: all)."),

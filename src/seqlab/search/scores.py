@@ -85,6 +85,28 @@ def block_repeats(log_probs: torch.Tensor, tokens: torch.Tensor, n: int) -> torc
     return blocked
 
 
+def block_adjacent_repeats(log_probs: torch.Tensor, tokens: torch.Tensor, max_n: int) -> torch.Tensor:
+    """Forbid any token that would make an n-gram (n <= max_n) follow itself at once ("ar ar", "a b a b").
+
+    Unlike :func:`block_repeats` a phrase may come back later, as headlines' names do;
+    only the stutter of a copied piece repeated to the length limit is cut. log_probs:
+    (N, V); tokens: (N, t) emitted so far (BOS excluded).
+    """
+    t = tokens.size(1)
+    banned = []
+    for n in range(1, min(max_n, (t + 1) // 2) + 1):
+        # the last n-1 tokens repeat the n-1 before the n-gram's start: its next token would close the repeat
+        same = (tokens[:, t - n + 1 :] == tokens[:, t - 2 * n + 1 : t - n]).all(dim=1)  # (N,)
+        rows = same.nonzero().view(-1)
+        banned.append((rows, tokens[rows, t - n]))
+    if not banned:
+        return log_probs
+    blocked = log_probs.clone()
+    for rows, tokens_to_ban in banned:
+        blocked[rows, tokens_to_ban] = NEG_INF
+    return blocked
+
+
 def constrain(
     log_probs: torch.Tensor, *, tokens: torch.Tensor, limits: torch.Tensor, minimums: torch.Tensor, config: DecodeConfig,
     words: SourceWords | None = None, sentences: torch.Tensor | None = None,
@@ -94,6 +116,7 @@ def constrain(
     (N,) per-row bounds. The maximum wins over the minimum and over the word constraint."""
     step = tokens.size(1)
     log_probs = block_repeats(log_probs, tokens, config.no_repeat_ngram)
+    log_probs = block_adjacent_repeats(log_probs, tokens, config.no_adjacent_repeat)
     if words is not None and sentences is not None:
         restricted = restrict_to_words(log_probs, tokens=tokens, sentences=sentences, words=words)
         log_probs = torch.where((limits <= step).unsqueeze(1), log_probs, restricted)
