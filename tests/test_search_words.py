@@ -120,3 +120,70 @@ def test_restrict_to_words_allows_only_source_continuations() -> None:
     allowed = [{PIECES[i] for i in (row > float("-inf")).nonzero().view(-1).tolist()} for row in out]
     assert allowed[0] == {p for p in PIECES if p.startswith("▁") or p.startswith("<") or p == "</s>"} | {"computer"}
     assert "computer" not in allowed[1] and EOS_ID in (out[1] > float("-inf")).nonzero().view(-1).tolist()
+
+
+# ---------------------------------------------------------------- on a tiny real copy model
+
+from num2words import num2words  # noqa: E402
+
+from seqlab.core.data_config import TokenizerConfig  # noqa: E402
+from seqlab.core.errors import ConfigError  # noqa: E402
+from seqlab.core.run_config import ModelConfig  # noqa: E402
+from seqlab.core.text import ParallelText  # noqa: E402
+from seqlab.model.seq2seq import build_model  # noqa: E402
+from seqlab.search.texts import translate  # noqa: E402
+from seqlab.search.words import word_starts  # noqa: E402
+from seqlab.tokenizer import Tokenizer, train_tokenizer  # noqa: E402
+
+LINES = ["seven thousand two hundred and one", "nine hundred and ninety-nine", "forty-four thousand"]
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> Tokenizer:
+    values = [i * 37 + 3 for i in range(60)]
+    text = ParallelText(src=[num2words(v, lang="en") for v in values], tgt=[num2words(v, lang="en") for v in values])
+    return train_tokenizer(text, TokenizerConfig(vocab_size=50), seed=1)
+
+
+def copy_model(tokenizer: Tokenizer, **overrides):
+    torch.manual_seed(0)
+    config = ModelConfig(embed_dim=12, hidden_dim=12, attention_dim=12, **{"copy": True, **overrides})
+    model = build_model(config, src_vocab=tokenizer.src_vocab_size, tgt_vocab=tokenizer.tgt_vocab_size,
+                        output_ids=torch.arange(tokenizer.tgt_vocab_size) if overrides else None)
+    with torch.no_grad():  # decisive, so that the untrained model copies pieces it should not
+        for param in model.parameters():
+            param.mul_(3.0)
+    return model.eval()
+
+
+def output_words(tokenizer: Tokenizer, pieces: list[int]) -> list[tuple[int, ...]]:
+    starts = word_starts(tokenizer, copy_model(tokenizer)).tolist()
+    words: list[list[int]] = []
+    for piece in pieces:
+        if starts[piece] or not words:
+            words.append([piece])
+        else:
+            words[-1].append(piece)
+    return [tuple(w) for w in words]
+
+
+@pytest.mark.parametrize("beam_size", [1, 4])
+def test_real_copy_model_outputs_only_pieces_or_whole_source_words(tokenizer: Tokenizer, beam_size: int) -> None:
+    model = copy_model(tokenizer)
+    config = DecodeConfig(beam_size=beam_size, max_length=20, max_length_ratio=3.0)
+    free = translate(LINES, model=model, tokenizer=tokenizer, config=config, device=torch.device("cpu"))
+    safe = translate(LINES, model=model, tokenizer=tokenizer, config=replace(config, word_safe_copy=True),
+                     device=torch.device("cpu"))
+    glued = 0
+    for line, a, b in zip(LINES, free, safe):
+        source = set(output_words(tokenizer, tokenizer.encode_src([line])[0]))
+        glued += sum(len(w) > 1 and w not in source for w in output_words(tokenizer, a.hypotheses[0].tokens))
+        assert all(len(w) == 1 or w in source for w in output_words(tokenizer, b.hypotheses[0].tokens)), b.texts
+    assert glued > 0  # without the constraint this model does glue pieces into new words
+
+
+def test_word_safe_copy_needs_a_full_output_vocabulary(tokenizer: Tokenizer) -> None:
+    model = copy_model(tokenizer, copy=False, output_vocab="target")
+    with pytest.raises(ConfigError, match=r"decode\.word_safe_copy"):
+        translate(LINES, model=model, tokenizer=tokenizer, config=DecodeConfig(word_safe_copy=True),
+                  device=torch.device("cpu"))
