@@ -118,8 +118,16 @@ def test_restrict_to_words_allows_only_source_continuations() -> None:
     tokens = torch.tensor([[ID["▁super"]], [ID["▁join"]]])
     out = restrict_to_words(torch.zeros(2, len(PIECES)), tokens=tokens, sentences=torch.tensor([0, 0]), words=words)
     allowed = [{PIECES[i] for i in (row > float("-inf")).nonzero().view(-1).tolist()} for row in out]
-    assert allowed[0] == {p for p in PIECES if p.startswith("▁") or p.startswith("<") or p == "</s>"} | {"computer"}
+    assert allowed[0] == {"computer"}  # "super" alone starts the source word "supercomputer": it must go on
     assert "computer" not in allowed[1] and EOS_ID in (out[1] > float("-inf")).nonzero().view(-1).tolist()
+
+
+def test_a_piece_that_is_a_whole_source_word_too_may_end_there() -> None:
+    src, lengths = pad([[ID[p] for p in ["▁super", "▁super", "computer"]]])
+    words = source_words(src, lengths, STARTS)
+    out = restrict_to_words(torch.zeros(1, len(PIECES)), tokens=torch.tensor([[ID["▁super"]]]),
+                            sentences=torch.tensor([0]), words=words)
+    assert out[0, ID["computer"]] == 0 and out[0, EOS_ID] == 0 and out[0, ID["▁to"]] == 0
 
 
 # ---------------------------------------------------------------- on a tiny real copy model

@@ -6,8 +6,9 @@ makes a word that exists nowhere (``joincomputer``). Here a word is a piece
 that starts one (``▁``-prefixed, or a special piece) followed by continuation
 pieces. Under the constraint an output word either is a single piece or
 follows one source word piece by piece from its start, and once it has
-followed two or more pieces it must reach that word's end: no ``russian-in``
-cut from ``russian-installed``.
+begun a source word that is longer it must reach that word's end: no
+``russian-in`` cut from ``russian-installed``, no ``productiv`` of ``productiv e``
+(unless the source has it as a whole word too).
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def restrict_to_words(
 
     log_probs: (N, V); tokens: (N, t) emitted so far; sentences: (N,) each row's batch sentence.
     A continuation piece must extend the row's last word along a source word; a row
-    inside a source word after two or more of its pieces may only continue it.
+    whose last word is a proper start of a source word (and not itself one) may only continue it.
     """
     is_start = words.starts.tolist()
     starts = words.starts.to(log_probs.device)
@@ -96,7 +97,7 @@ def restrict_to_words(
         word = _current_word(emitted, is_start)
         allowed = list(words.continuations[sentence].get(word, ())) if word else []
         mask[row, allowed] = False  # ... but those that follow this word in a source word
-        if len(word) > 1 and word not in words.complete[sentence]:
+        if allowed and word not in words.complete[sentence]:
             mask[row] |= starts  # a partial source word must go on
             mask[row, EOS_ID] = True
     return log_probs.masked_fill(mask, float("-inf"))
