@@ -17,6 +17,7 @@ import torch
 from seqlab.core.run_config import DecodeConfig
 from seqlab.model.batch import pad
 from seqlab.search.beam import search
+from seqlab.search.scores import constrain
 from seqlab.search.words import restrict_to_words, source_words
 from seqlab.tokenizer import BOS_ID, EOS_ID
 
@@ -120,6 +121,17 @@ def test_restrict_to_words_allows_only_source_continuations() -> None:
     allowed = [{PIECES[i] for i in (row > float("-inf")).nonzero().view(-1).tolist()} for row in out]
     assert allowed[0] == {"computer"}  # "super" alone starts the source word "supercomputer": it must go on
     assert "computer" not in allowed[1] and EOS_ID in (out[1] > float("-inf")).nonzero().view(-1).tolist()
+
+
+def test_a_source_word_that_repeats_a_piece_wins_over_repeat_blocking() -> None:
+    """No row is left without a candidate: "computer computer" inside one source word goes on."""
+    src, lengths = pad([[ID[p] for p in ["▁super", "computer", "computer"]]])
+    words = source_words(src, lengths, STARTS)
+    config = DecodeConfig(no_adjacent_repeat=2, word_safe_copy=True, max_length=10)
+    out = constrain(torch.zeros(1, len(PIECES)), tokens=torch.tensor([[ID["▁super"], ID["computer"]]]),
+                    limits=torch.tensor([10]), minimums=torch.tensor([0]), config=config,
+                    words=words, sentences=torch.tensor([0]))
+    assert {i for i in range(len(PIECES)) if out[0, i] > float("-inf")} == {ID["computer"]}
 
 
 def test_a_piece_that_is_a_whole_source_word_too_may_end_there() -> None:

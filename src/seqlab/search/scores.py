@@ -115,13 +115,26 @@ def constrain(
     (N,) each row's batch sentence) to one step. tokens: (N, t) emitted so far; limits, minimums:
     (N,) per-row bounds. The maximum wins over the minimum and over the word constraint."""
     step = tokens.size(1)
+    raw = log_probs
     log_probs = block_repeats(log_probs, tokens, config.no_repeat_ngram)
     log_probs = block_adjacent_repeats(log_probs, tokens, config.no_adjacent_repeat)
     if words is not None and sentences is not None:
         restricted = restrict_to_words(log_probs, tokens=tokens, sentences=sentences, words=words)
+        stuck = _dead(restricted)
+        if bool(stuck.any()):
+            # A source word that repeats a piece ("bye bye") may only go on the way the
+            # repeat blocking forbids: the word wins, so no row is left without a candidate.
+            whole_words = restrict_to_words(raw, tokens=tokens, sentences=sentences, words=words)
+            restricted = torch.where(stuck.unsqueeze(1), whole_words, restricted)
+        restricted = torch.where(_dead(restricted).unsqueeze(1), log_probs, restricted)
         log_probs = torch.where((limits <= step).unsqueeze(1), log_probs, restricted)
     log_probs = forbid_eos(log_probs, (minimums > step) & (limits > step))
     return force_eos(log_probs, limits <= step)
+
+
+def _dead(log_probs: torch.Tensor) -> torch.Tensor:
+    """(N,) rows of ``log_probs`` (N, V) with no allowed token left."""
+    return torch.isneginf(log_probs).all(dim=1)
 
 
 def best_possible(alive_scores: torch.Tensor, limits: torch.Tensor, alpha: float) -> torch.Tensor:
