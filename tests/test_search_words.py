@@ -123,15 +123,16 @@ def test_restrict_to_words_allows_only_source_continuations() -> None:
     assert "computer" not in allowed[1] and EOS_ID in (out[1] > float("-inf")).nonzero().view(-1).tolist()
 
 
-def test_a_source_word_that_repeats_a_piece_wins_over_repeat_blocking() -> None:
-    """No row is left without a candidate: "computer computer" inside one source word goes on."""
+def test_a_row_stuck_between_its_word_and_repeat_blocking_may_end() -> None:
+    """No row is left without a candidate: where "computer computer" inside one source word
+    would repeat, the row may end (so a sentence always gets an output) but not repeat."""
     src, lengths = pad([[ID[p] for p in ["▁super", "computer", "computer"]]])
     words = source_words(src, lengths, STARTS)
     config = DecodeConfig(no_adjacent_repeat=2, word_safe_copy=True, max_length=10)
     out = constrain(torch.zeros(1, len(PIECES)), tokens=torch.tensor([[ID["▁super"], ID["computer"]]]),
                     limits=torch.tensor([10]), minimums=torch.tensor([0]), config=config,
                     words=words, sentences=torch.tensor([0]))
-    assert {i for i in range(len(PIECES)) if out[0, i] > float("-inf")} == {ID["computer"]}
+    assert {i for i in range(len(PIECES)) if out[0, i] > float("-inf")} == {EOS_ID}
 
 
 def test_a_piece_that_is_a_whole_source_word_too_may_end_there() -> None:

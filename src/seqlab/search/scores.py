@@ -43,14 +43,15 @@ def min_lengths(src_lengths: torch.Tensor, config: DecodeConfig) -> torch.Tensor
     return by_ratio.clamp(min=config.min_length)
 
 
-def force_eos(log_probs: torch.Tensor, at_limit: torch.Tensor) -> torch.Tensor:
-    """log_probs: (N, V); rows where ``at_limit`` (N,) may only emit EOS."""
+def force_eos(log_probs: torch.Tensor, at_limit: torch.Tensor, *, eos_from: torch.Tensor | None = None) -> torch.Tensor:
+    """log_probs: (N, V); rows where ``at_limit`` (N,) may only emit EOS, scored as in ``eos_from``
+    (N, V) when given, else as in ``log_probs``."""
     if not bool(at_limit.any()):
         return log_probs
+    eos = (log_probs if eos_from is None else eos_from)[at_limit, EOS_ID]
     blocked = log_probs.clone()
-    eos = blocked[:, EOS_ID].clone()
     blocked[at_limit] = NEG_INF
-    blocked[:, EOS_ID] = eos
+    blocked[at_limit, EOS_ID] = eos
     return blocked
 
 
@@ -115,19 +116,15 @@ def constrain(
     (N,) each row's batch sentence) to one step. tokens: (N, t) emitted so far; limits, minimums:
     (N,) per-row bounds. The maximum wins over the minimum and over the word constraint."""
     step = tokens.size(1)
-    raw = log_probs
     log_probs = block_repeats(log_probs, tokens, config.no_repeat_ngram)
     log_probs = block_adjacent_repeats(log_probs, tokens, config.no_adjacent_repeat)
     if words is not None and sentences is not None:
         restricted = restrict_to_words(log_probs, tokens=tokens, sentences=sentences, words=words)
-        stuck = _dead(restricted)
-        if bool(stuck.any()):
-            # A source word that repeats a piece ("bye bye") may only go on the way the
-            # repeat blocking forbids: the word wins, so no row is left without a candidate.
-            whole_words = restrict_to_words(raw, tokens=tokens, sentences=sentences, words=words)
-            restricted = torch.where(stuck.unsqueeze(1), whole_words, restricted)
-        restricted = torch.where(_dead(restricted).unsqueeze(1), log_probs, restricted)
-        log_probs = torch.where((limits <= step).unsqueeze(1), log_probs, restricted)
+        # A row inside a source word whose next piece the repeat blocking forbids may
+        # only end: letting the word go on would let the repeat through, and a row with
+        # no candidate at all could leave its sentence without any output.
+        log_probs = force_eos(restricted, _dead(restricted) | (limits <= step), eos_from=log_probs)
+        return forbid_eos(log_probs, (minimums > step) & (limits > step))
     log_probs = forbid_eos(log_probs, (minimums > step) & (limits > step))
     return force_eos(log_probs, limits <= step)
 
