@@ -8,7 +8,8 @@ from pathlib import Path
 from seqlab.core.config import load_config
 from seqlab.core.errors import run_stage
 from seqlab.core.files import atomic_path, write_text
-from seqlab.core.text import read_lines
+from seqlab.core.text import iter_lines, read_lines
+from seqlab.evaluate.defects import count_defects, known_words
 from seqlab.evaluate.metrics import SentenceScore, length_buckets, score, sentence_scores
 
 
@@ -36,7 +37,8 @@ def main() -> None:
     scores = score(hypotheses, references, settings)
     rows = sentence_scores(sources, hypotheses, references, settings)
     buckets = length_buckets(sources, hypotheses, references, settings)
-    write_json(paths.metrics, scores.as_metrics())
+    defects = count_defects(hypotheses, sources, known_words(iter_lines(Path(paths.corpus) / "train.tgt")))
+    write_json(paths.metrics, {**scores.as_metrics(), **defects.as_metrics()})
     write_json(paths.signatures, scores.signatures())
     write_sentences(paths.sentences, rows)
     write_json(paths.length_buckets, [{k: round(v, 4) if isinstance(v, float) else v
@@ -44,6 +46,7 @@ def main() -> None:
     shown = "  ".join(f"{name} {value:.2f}" + (f" ±{scores.ci95[name]:.2f}" if name in scores.ci95 else "")
                       for name, value in scores.corpus().items())
     print(f"evaluate: {scores.sentences:,} sentences  {shown}")
+    print("  outputs with " + ", ".join(f"{name} {value}" for name, value in defects.as_metrics().items()))
     for name, signature in scores.signatures().items():
         print(f"  {name}: {signature}")
 

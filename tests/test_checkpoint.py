@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,17 @@ def test_file_loads_with_weights_only(tmp_path: Path, tokenizer: Tokenizer) -> N
     assert payload["model_config"]["embed_dim"] == 12
     assert payload["tokenizer"]["src_model"] == tokenizer.src_model
     assert set(payload["state_dict"]) == set(model.state_dict())
+
+
+def test_unk_markers_travel_with_the_checkpoint(tmp_path: Path, tokenizer: Tokenizer) -> None:
+    """decode renders the unknown word as the corpus spells it from the checkpoint alone."""
+    marked = replace(tokenizer, unk_markers=("<unk>", "UNK"))
+    save_checkpoint(tmp_path / "model.pt", model=tiny_model(tokenizer), tokenizer=marked, info={})
+    assert load_checkpoint(tmp_path / "model.pt").tokenizer == marked
+    payload = torch.load(tmp_path / "model.pt", weights_only=True)
+    del payload["tokenizer"]["unk_markers"]  # a checkpoint from before the markers
+    torch.save(payload, tmp_path / "old.pt")
+    assert load_checkpoint(tmp_path / "old.pt").tokenizer.unk_markers == ()
 
 
 def test_overwrite_replaces_the_old_checkpoint(tmp_path: Path, tokenizer: Tokenizer) -> None:

@@ -58,6 +58,9 @@ def test_evaluate_writes_intervals_sentences_and_buckets(repo: Repo) -> None:
     metrics = json.loads((p / "reports/metrics.json").read_text())
     assert set(metrics["ci95"]) == {"bleu", "chrf", "ter", "rouge1", "rouge2", "rougeL", "rougeLsum"}
     assert all(value >= 0.0 for value in metrics["ci95"].values())
+    # The defect figures are numbers beside the scores, so dvc exp show lists them (issue 22).
+    assert metrics["unk_glyph_outputs"] == 0 and 0.0 <= metrics["invented_word_pct"] <= 100.0
+    assert 0.0 <= metrics["repeat_pct"] <= 100.0
     assert set(json.loads((p / "reports/signatures.json").read_text())) == {"bleu", "chrf", "ter", "rouge"}
     with (p / "reports/sentences.tsv").open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))

@@ -13,7 +13,9 @@ from seqlab.tokenizer import (
     BOS_ID,
     EOS_ID,
     PAD_ID,
+    UNK_GLYPH,
     UNK_ID,
+    UNK_WORD,
     Tokenizer,
     load_tokenizer,
     save_tokenizer,
@@ -201,3 +203,41 @@ def test_threads_give_a_reproducible_vocabulary() -> None:
 def test_tokenizer_checks_name_the_key(kwargs: dict, key: str) -> None:
     with pytest.raises(ConfigError, match=key):
         TokenizerConfig(**kwargs)
+
+
+# ---------------------------------------------------------------- corpus unknown-word markers
+
+MARKED = ParallelText(src=[f"{s} <unk>" for s in SRC] * 3, tgt=[f"<unk> {t}" for t in TGT] * 3)
+
+
+def test_unk_marker_text_comes_back_as_the_unknown_glyph_without_markers() -> None:
+    """The bug: sentencepiece spells ``<unk>`` out, and its ``<``, ``>`` decode as its glyph."""
+    plain = train_tokenizer(MARKED, JOINT, seed=7)
+    assert UNK_GLYPH in plain.decode_tgt(plain.encode_tgt(["<unk> trois"]))[0]
+
+
+def test_unk_markers_become_one_piece_rendered_as_the_corpus_spells_them() -> None:
+    config = TokenizerConfig(vocab_size=40, unk_markers=("<unk>", "UNK"))
+    tokenizer = train_tokenizer(MARKED, config, seed=7)
+    ids = tokenizer.encode_tgt(["<unk> trois UNK UNKNOWN"])[0]
+    pieces = tokenizer.tgt_pieces(ids)
+    assert pieces.count(UNK_WORD) == 2 and "<" not in pieces and "u" not in pieces
+    # UNKNOWN is no marker: its letters are not in the corpus, so sentencepiece's own unknown
+    # piece stands for them, and is written as the corpus's marker too.
+    assert tokenizer.decode_tgt([ids]) == ["<unk> trois <unk> <unk>"]
+    assert tokenizer.decode_tgt([ids], unk_spelling="UNK") == ["UNK trois UNK UNK"]
+    assert tokenizer.tgt_pieces(tokenizer.encode_src(["one<unk>"])[0]).count(UNK_WORD) == 0  # not a word of its own
+
+
+def test_unk_markers_survive_saving_and_loading(tmp_path: Path) -> None:
+    tokenizer = train_tokenizer(MARKED, TokenizerConfig(vocab_size=40, unk_markers=("<unk>",)), seed=7)
+    save_tokenizer(tokenizer, tmp_path / "tok")
+    assert load_tokenizer(tmp_path / "tok") == tokenizer
+    save_tokenizer(train_tokenizer(TEXT, JOINT, seed=7), tmp_path / "plain")
+    assert load_tokenizer(tmp_path / "plain").unk_markers == ()
+
+
+@pytest.mark.parametrize("marker", ["", "a b"])
+def test_bad_unk_marker_is_a_config_error(marker: str) -> None:
+    with pytest.raises(ConfigError, match=r"tokenizer\.unk_markers\[1\]"):
+        TokenizerConfig(unk_markers=("<unk>", marker))

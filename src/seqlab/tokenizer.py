@@ -24,6 +24,13 @@ from seqlab.core.text import ParallelText, iter_lines
 # have to ask a tokenizer which id is padding.
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 
+# The one piece that every corpus unknown-word marker (``tokenizer.unk_markers``)
+# becomes: a user-defined symbol, so sentencepiece never splits it into
+# characters that the model would learn to spell out (and the ``<`` of ``<unk>``
+# would otherwise come back as sentencepiece's own unknown glyph).
+UNK_WORD = "<unk_word>"
+UNK_GLYPH = "\u2047"  # what sentencepiece writes for UNK_ID when it decodes
+
 
 @dataclass(frozen=True)
 class Tokenizer:
@@ -31,6 +38,19 @@ class Tokenizer:
 
     src_model: bytes
     tgt_model: bytes
+    unk_markers: tuple[str, ...] = ()  # the corpus's unknown-word spellings, encoded as UNK_WORD
+
+    @cached_property
+    def _markers(self) -> re.Pattern[str] | None:
+        """A marker as a word of its own: ``UNK`` in ``UNKNOWN`` is left alone."""
+        if not self.unk_markers:
+            return None
+        spellings = "|".join(re.escape(m) for m in sorted(self.unk_markers, key=len, reverse=True))
+        return re.compile(rf"(?<!\w)(?:{spellings})(?!\w)")
+
+    def _mark(self, lines: list[str]) -> list[str]:
+        pattern = self._markers
+        return lines if pattern is None else [pattern.sub(UNK_WORD, line) for line in lines]
 
     @property
     def joint(self) -> bool:
@@ -54,13 +74,20 @@ class Tokenizer:
 
     def encode_src(self, lines: list[str], *, threads: int = -1) -> list[list[int]]:
         """Piece ids of each line; sentencepiece encodes a list on ``threads`` threads (-1: its default)."""
-        return self.src.encode(lines, num_threads=threads)
+        return self.src.encode(self._mark(lines), num_threads=threads)
 
     def encode_tgt(self, lines: list[str], *, threads: int = -1) -> list[list[int]]:
-        return self.tgt.encode(lines, num_threads=threads)
+        return self.tgt.encode(self._mark(lines), num_threads=threads)
 
-    def decode_tgt(self, ids: list[list[int]]) -> list[str]:
-        return self.tgt.decode(ids)
+    def decode_tgt(self, ids: list[list[int]], *, unk_spelling: str = "") -> list[str]:
+        """Texts of piece ids. With unknown-word markers, UNK_WORD and sentencepiece's own
+        unknown piece are both written ``unk_spelling`` (empty: the first marker, as the corpus
+        spells it), so no text carries sentencepiece's unknown glyph."""
+        if not self.unk_markers:
+            return self.tgt.decode(ids)
+        word = self.tgt.piece_to_id(UNK_WORD)
+        texts = self.tgt.decode([[word if i == UNK_ID else i for i in seq] for seq in ids])
+        return [text.replace(UNK_WORD, unk_spelling or self.unk_markers[0]) for text in texts]
 
     def tgt_pieces(self, ids: list[int]) -> list[str]:
         return [self.tgt.id_to_piece(i) for i in ids]
@@ -82,7 +109,7 @@ def _train_one(sentences: Iterable[str], config: TokenizerConfig, *, seed: int) 
             model_type=config.model_type,
             character_coverage=config.character_coverage,
             byte_fallback=config.byte_fallback,
-            user_defined_symbols=list(config.user_defined_symbols),
+            user_defined_symbols=list(config.user_defined_symbols) + ([UNK_WORD] if config.unk_markers else []),
             input_sentence_size=config.input_sentence_size,
             shuffle_input_sentence=True,
             pad_id=PAD_ID,
@@ -129,25 +156,39 @@ def train_tokenizer_on_files(src: Path, tgt: Path, config: TokenizerConfig, *, s
 def _train_sides(
     src: Callable[[], Iterator[str]], tgt: Callable[[], Iterator[str]], config: TokenizerConfig, *, seed: int
 ) -> Tokenizer:
+    marked = Tokenizer(src_model=b"", tgt_model=b"", unk_markers=config.unk_markers)
+
+    def lines(side: Callable[[], Iterator[str]]) -> Iterator[str]:
+        return (marked._mark([line])[0] for line in side())
+
     if config.joint:
-        model = _train_one(itertools.chain(src(), tgt()), config, seed=seed)
-        return Tokenizer(src_model=model, tgt_model=model)
-    return Tokenizer(src_model=_train_one(src(), config, seed=seed), tgt_model=_train_one(tgt(), config, seed=seed))
+        model = _train_one(itertools.chain(lines(src), lines(tgt)), config, seed=seed)
+        return Tokenizer(src_model=model, tgt_model=model, unk_markers=config.unk_markers)
+    return Tokenizer(src_model=_train_one(lines(src), config, seed=seed),
+                     tgt_model=_train_one(lines(tgt), config, seed=seed), unk_markers=config.unk_markers)
+
+
+MARKERS_FILE = "unk_markers.txt"
 
 
 def save_tokenizer(tokenizer: Tokenizer, directory: Path) -> None:
-    """Write ``src.model`` and ``tgt.model`` (identical when the vocabulary is joint)."""
+    """Write ``src.model`` and ``tgt.model`` (identical when the vocabulary is joint), and
+    ``unk_markers.txt`` (one spelling a line) when the corpus has unknown-word markers."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "src.model").write_bytes(tokenizer.src_model)
     (directory / "tgt.model").write_bytes(tokenizer.tgt_model)
+    if tokenizer.unk_markers:
+        (directory / MARKERS_FILE).write_text("".join(f"{m}\n" for m in tokenizer.unk_markers), encoding="utf-8")
 
 
 def load_tokenizer(directory: str | Path) -> Tokenizer:
     directory = Path(directory)
+    markers = directory / MARKERS_FILE
     try:
         return Tokenizer(
             src_model=(directory / "src.model").read_bytes(),
             tgt_model=(directory / "tgt.model").read_bytes(),
+            unk_markers=tuple(markers.read_text(encoding="utf-8").splitlines()) if markers.is_file() else (),
         )
     except FileNotFoundError as err:
         raise DataError(f"{err.filename}: tokenizer model not found; run the tokenizer stage") from None

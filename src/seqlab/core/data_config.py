@@ -141,6 +141,9 @@ class TokenizerConfig:
     joint: bool = True  # one vocabulary for both sides; needed for model.share_embeddings
     byte_fallback: bool = False  # unknown characters become UTF-8 byte pieces, not <unk> (256 more pieces)
     user_defined_symbols: tuple[str, ...] = ()  # always one piece each, never split (tags such as <2fr>)
+    # The corpus's spellings of an unknown word (e.g. <unk>, UNK), each a word of its own: all become
+    # one piece that is never split, and decode writes it back as the first (or decode.unk_spelling).
+    unk_markers: tuple[str, ...] = ()
     input_sentence_size: int = 0  # train on a seeded, shuffled sample of this many sentences; 0: all
     threads: int = 1  # training threads; the vocabulary is reproducible for a given number
 
@@ -163,6 +166,9 @@ class TokenizerConfig:
                 )
         if len(set(self.user_defined_symbols)) != len(self.user_defined_symbols):
             raise ConfigError("tokenizer.user_defined_symbols: lists a symbol twice")
+        for i, marker in enumerate(self.unk_markers):
+            if not marker or any(c.isspace() for c in marker):
+                raise ConfigError(f"tokenizer.unk_markers[{i}]: {marker!r} must be non-empty and without spaces")
 
 
 @dataclass(frozen=True)

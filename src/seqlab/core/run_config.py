@@ -179,6 +179,9 @@ class DecodeConfig:
     max_length_ratio: float = 2.0  # hypotheses stop at ratio * source pieces ...
     max_length: int = 200  # ... and never exceed this many pieces
     no_repeat_ngram: int = 0  # forbid repeating any n-gram of this size; 0 is off
+    no_adjacent_repeat: int = 0  # forbid an n-gram of up to this many pieces right after itself; 0 is off
+    word_safe_copy: bool = False  # an output word is one piece or a whole source word, never pieces glued across words
+    unk_spelling: str = ""  # how an unknown word (tokenizer.unk_markers) is written; empty: as the corpus spells it
     top_k: int = 0  # sampling: keep the k most probable tokens; 0 keeps all
     top_p: float = 1.0  # sampling: keep the smallest set with this much probability
     temperature: float = 1.0  # sampling: below 1 sharpens, above 1 flattens
@@ -191,7 +194,7 @@ class DecodeConfig:
         for name in ("beam_size", "batch_size", "max_length"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"decode.{name}: must be at least 1")
-        for name in ("min_length", "no_repeat_ngram", "top_k", "batch_tokens"):
+        for name in ("min_length", "no_repeat_ngram", "no_adjacent_repeat", "top_k", "batch_tokens"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"decode.{name}: must be non-negative")
         for name in ("length_penalty", "coverage_penalty", "min_length_ratio"):

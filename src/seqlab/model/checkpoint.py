@@ -37,7 +37,8 @@ def save_checkpoint(path: str | Path, *, model: Seq2Seq, tokenizer: Tokenizer, i
         "format": FORMAT,
         "model_config": as_dict(model.config),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "tokenizer": {"src_model": tokenizer.src_model, "tgt_model": tokenizer.tgt_model},
+        "tokenizer": {"src_model": tokenizer.src_model, "tgt_model": tokenizer.tgt_model,
+                      "unk_markers": list(tokenizer.unk_markers)},
         "info": info,
     }
     with atomic_path(path) as tmp:
@@ -94,7 +95,10 @@ def load_tokenizer_part(part: dict[str, Any], path: Path) -> Tokenizer:
     for side in ("src_model", "tgt_model"):
         if not isinstance(part.get(side), bytes):
             raise DataError(f"{path}: broken checkpoint: tokenizer.{side} is missing or not bytes")
-    tokenizer = Tokenizer(src_model=part["src_model"], tgt_model=part["tgt_model"])
+    markers = part.get("unk_markers", ())  # absent from checkpoints made before unknown-word markers
+    if not isinstance(markers, (list, tuple)) or not all(isinstance(m, str) for m in markers):
+        raise DataError(f"{path}: broken checkpoint: tokenizer.unk_markers is not a list of strings")
+    tokenizer = Tokenizer(src_model=part["src_model"], tgt_model=part["tgt_model"], unk_markers=tuple(markers))
     for side in ("src", "tgt"):
         try:
             pieces = getattr(tokenizer, side).get_piece_size()

@@ -32,6 +32,7 @@ from seqlab.search.scores import (
     select_alive,
 )
 from seqlab.search.topk import top_candidates
+from seqlab.search.words import SourceWords, source_words
 from seqlab.tokenizer import BOS_ID, EOS_ID
 
 
@@ -65,6 +66,7 @@ def _sequential(
     *,
     copies: int,
     pick: Callable[[torch.Tensor], torch.Tensor],
+    words: SourceWords | None = None,
 ) -> list[list[Hypothesis]]:
     """One token per row per step, chosen by ``pick`` (N, V) -> (N,); ``copies`` rows per sentence.
     Rows that emit EOS are finished and leave the batch."""
@@ -79,7 +81,8 @@ def _sequential(
     prev = torch.full((rows.numel(),), BOS_ID, dtype=torch.long, device=device)
     while rows.numel() > 0:
         out = model.decode_step(prev, state)
-        log_probs = constrain(out.log_probs, tokens=tokens, limits=limits, minimums=minimums, config=config)
+        log_probs = constrain(out.log_probs, tokens=tokens, limits=limits, minimums=minimums, config=config,
+                              words=words, sentences=rows)
         prev = pick(log_probs)
         log_prob = log_prob + log_probs.gather(1, prev.unsqueeze(1)).squeeze(1)
         tokens = torch.cat((tokens, prev.unsqueeze(1)), dim=1)
@@ -106,13 +109,15 @@ def _hypothesis(tokens: torch.Tensor, log_prob: float, attention: torch.Tensor, 
     return Hypothesis(tokens.tolist(), score + float(penalty[0]), log_prob, attention.float().cpu())
 
 
-def greedy_search(model: Searchable, src: torch.Tensor, src_lengths: torch.Tensor, config: DecodeConfig) -> list[list[Hypothesis]]:
+def greedy_search(model: Searchable, src: torch.Tensor, src_lengths: torch.Tensor, config: DecodeConfig,
+                  *, words: SourceWords | None = None) -> list[list[Hypothesis]]:
     """The most probable next token at every step; one hypothesis per sentence."""
-    return _sequential(model, src, src_lengths, config, copies=1, pick=lambda lp: lp.argmax(dim=-1))
+    return _sequential(model, src, src_lengths, config, copies=1, pick=lambda lp: lp.argmax(dim=-1), words=words)
 
 
 def sample_search(
-    model: Searchable, src: torch.Tensor, src_lengths: torch.Tensor, config: DecodeConfig, *, generator: torch.Generator
+    model: Searchable, src: torch.Tensor, src_lengths: torch.Tensor, config: DecodeConfig, *, generator: torch.Generator,
+    words: SourceWords | None = None,
 ) -> list[list[Hypothesis]]:
     """``config.n_best`` samples per sentence (temperature, top-k, top-p), best-scoring first."""
 
@@ -120,7 +125,7 @@ def sample_search(
         dist = filter_distribution(log_probs, top_k=config.top_k, top_p=config.top_p, temperature=config.temperature)
         return torch.multinomial(dist.exp(), 1, generator=generator).squeeze(1)
 
-    return _sequential(model, src, src_lengths, config, copies=config.n_best, pick=pick)
+    return _sequential(model, src, src_lengths, config, copies=config.n_best, pick=pick, words=words)
 
 
 # ---------------------------------------------------------------- beam search
@@ -156,7 +161,8 @@ class _Beams:
         )
 
 
-def beam_search(model: Searchable, src: torch.Tensor, src_lengths: torch.Tensor, config: DecodeConfig) -> list[list[Hypothesis]]:
+def beam_search(model: Searchable, src: torch.Tensor, src_lengths: torch.Tensor, config: DecodeConfig,
+                *, words: SourceWords | None = None) -> list[list[Hypothesis]]:
     """The ``config.n_best`` best hypotheses per sentence, best first.
 
     A sentence stops when its n_best-th finished hypothesis scores at least the
@@ -176,14 +182,15 @@ def beam_search(model: Searchable, src: torch.Tensor, src_lengths: torch.Tensor,
     )
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
     while beams.index.numel() > 0:
-        beams = _beam_step(model, beams, finished, config)
+        beams = _beam_step(model, beams, finished, config, words)
         done = _sentences_done(finished, beams, config)
         if bool(done.any()):
             beams = beams.keep((~done).nonzero().view(-1))
     return [sorted(hyps, key=lambda h: h.score, reverse=True)[: config.n_best] for hyps in finished]
 
 
-def _beam_step(model: Searchable, beams: _Beams, finished: list[list[Hypothesis]], config: DecodeConfig) -> _Beams:
+def _beam_step(model: Searchable, beams: _Beams, finished: list[list[Hypothesis]], config: DecodeConfig,
+               words: SourceWords | None) -> _Beams:
     """Expand every beam by one token; record candidates that end in EOS; keep the K best others."""
     (n, width), k = beams.scores.shape, config.beam_size
     prev = beams.tokens[:, -1] if beams.tokens.size(1) else torch.full((n * width,), BOS_ID, device=beams.scores.device)
@@ -191,6 +198,7 @@ def _beam_step(model: Searchable, beams: _Beams, finished: list[list[Hypothesis]
     log_probs = constrain(
         out.log_probs, tokens=beams.tokens, limits=beams.limits.repeat_interleave(width),
         minimums=beams.minimums.repeat_interleave(width), config=config,
+        words=words, sentences=beams.index.repeat_interleave(width),
     )
     top_scores, top_tokens, parents = top_candidates(beams.scores, log_probs, 2 * k)
     parents = (torch.arange(n, device=parents.device) * width).unsqueeze(1) + parents  # (n, 2K) parent row
@@ -244,12 +252,21 @@ def search(
     config: DecodeConfig,
     *,
     generator: torch.Generator | None = None,
+    word_starts: torch.Tensor | None = None,
 ) -> list[list[Hypothesis]]:
-    """Sampling when asked for; greedy for beam size 1; beam search otherwise."""
+    """Sampling when asked for; greedy for beam size 1; beam search otherwise.
+
+    word_starts: (V,) the pieces that begin a word (:func:`seqlab.search.words.word_starts`),
+    needed for ``config.word_safe_copy``.
+    """
+    words = None
+    if config.word_safe_copy:
+        assert word_starts is not None, "decode.word_safe_copy needs the pieces that start words"
+        words = source_words(src, src_lengths, word_starts)
     if config.strategy == "sample":
         if generator is None:
             generator = torch.Generator(device=src.device).manual_seed(0)
-        return sample_search(model, src, src_lengths, config, generator=generator)
+        return sample_search(model, src, src_lengths, config, generator=generator, words=words)
     if config.beam_size == 1:
-        return greedy_search(model, src, src_lengths, config)
-    return beam_search(model, src, src_lengths, config)
+        return greedy_search(model, src, src_lengths, config, words=words)
+    return beam_search(model, src, src_lengths, config, words=words)

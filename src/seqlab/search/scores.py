@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 
 from seqlab.core.run_config import DecodeConfig
+from seqlab.search.words import SourceWords, restrict_to_words
 from seqlab.tokenizer import EOS_ID
 
 NEG_INF = float("-inf")
@@ -42,14 +43,15 @@ def min_lengths(src_lengths: torch.Tensor, config: DecodeConfig) -> torch.Tensor
     return by_ratio.clamp(min=config.min_length)
 
 
-def force_eos(log_probs: torch.Tensor, at_limit: torch.Tensor) -> torch.Tensor:
-    """log_probs: (N, V); rows where ``at_limit`` (N,) may only emit EOS."""
+def force_eos(log_probs: torch.Tensor, at_limit: torch.Tensor, *, eos_from: torch.Tensor | None = None) -> torch.Tensor:
+    """log_probs: (N, V); rows where ``at_limit`` (N,) may only emit EOS, scored as in ``eos_from``
+    (N, V) when given, else as in ``log_probs``."""
     if not bool(at_limit.any()):
         return log_probs
+    eos = (log_probs if eos_from is None else eos_from)[at_limit, EOS_ID]
     blocked = log_probs.clone()
-    eos = blocked[:, EOS_ID].clone()
     blocked[at_limit] = NEG_INF
-    blocked[:, EOS_ID] = eos
+    blocked[at_limit, EOS_ID] = eos
     return blocked
 
 
@@ -84,15 +86,52 @@ def block_repeats(log_probs: torch.Tensor, tokens: torch.Tensor, n: int) -> torc
     return blocked
 
 
+def block_adjacent_repeats(log_probs: torch.Tensor, tokens: torch.Tensor, max_n: int) -> torch.Tensor:
+    """Forbid any token that would make an n-gram (n <= max_n) follow itself at once ("ar ar", "a b a b").
+
+    Unlike :func:`block_repeats` a phrase may come back later, as headlines' names do;
+    only the stutter of a copied piece repeated to the length limit is cut. log_probs:
+    (N, V); tokens: (N, t) emitted so far (BOS excluded).
+    """
+    t = tokens.size(1)
+    banned = []
+    for n in range(1, min(max_n, (t + 1) // 2) + 1):
+        # the last n-1 tokens repeat the n-1 before the n-gram's start: its next token would close the repeat
+        same = (tokens[:, t - n + 1 :] == tokens[:, t - 2 * n + 1 : t - n]).all(dim=1)  # (N,)
+        rows = same.nonzero().view(-1)
+        banned.append((rows, tokens[rows, t - n]))
+    if not banned:
+        return log_probs
+    blocked = log_probs.clone()
+    for rows, tokens_to_ban in banned:
+        blocked[rows, tokens_to_ban] = NEG_INF
+    return blocked
+
+
 def constrain(
-    log_probs: torch.Tensor, *, tokens: torch.Tensor, limits: torch.Tensor, minimums: torch.Tensor, config: DecodeConfig
+    log_probs: torch.Tensor, *, tokens: torch.Tensor, limits: torch.Tensor, minimums: torch.Tensor, config: DecodeConfig,
+    words: SourceWords | None = None, sentences: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Apply the length limits and n-gram blocking to one step. tokens: (N, t) emitted so far;
-    limits, minimums: (N,) per-row bounds. The maximum wins over the minimum."""
+    """Apply the length limits, n-gram blocking and word-safe copying (with ``words``; sentences:
+    (N,) each row's batch sentence) to one step. tokens: (N, t) emitted so far; limits, minimums:
+    (N,) per-row bounds. The maximum wins over the minimum and over the word constraint."""
     step = tokens.size(1)
     log_probs = block_repeats(log_probs, tokens, config.no_repeat_ngram)
+    log_probs = block_adjacent_repeats(log_probs, tokens, config.no_adjacent_repeat)
+    if words is not None and sentences is not None:
+        restricted = restrict_to_words(log_probs, tokens=tokens, sentences=sentences, words=words)
+        # A row inside a source word whose next piece the repeat blocking forbids may
+        # only end: letting the word go on would let the repeat through, and a row with
+        # no candidate at all could leave its sentence without any output.
+        log_probs = force_eos(restricted, _dead(restricted) | (limits <= step), eos_from=log_probs)
+        return forbid_eos(log_probs, (minimums > step) & (limits > step))
     log_probs = forbid_eos(log_probs, (minimums > step) & (limits > step))
     return force_eos(log_probs, limits <= step)
+
+
+def _dead(log_probs: torch.Tensor) -> torch.Tensor:
+    """(N,) rows of ``log_probs`` (N, V) with no allowed token left."""
+    return torch.isneginf(log_probs).all(dim=1)
 
 
 def best_possible(alive_scores: torch.Tensor, limits: torch.Tensor, alpha: float) -> torch.Tensor:

@@ -14,6 +14,7 @@ from seqlab.model.batch import pad
 from seqlab.model.runtime import autocast
 from seqlab.model.seq2seq import Seq2Seq
 from seqlab.search.beam import Hypothesis, search
+from seqlab.search.words import word_starts
 from seqlab.tokenizer import Tokenizer
 
 
@@ -88,6 +89,7 @@ def decode_texts(
         if not ids:
             results[i] = Translation([], [], [""] * config.n_best, truncated=False)
     todo = [i for i, ids in enumerate(encoded) if ids]
+    starts = word_starts(tokenizer, model) if config.word_safe_copy else None
     if config.cpu_bf16 and device.type == "cpu" and todo:
         model = bf16_copy(model)
     for batch in batches([len(encoded[i]) for i in todo], config):
@@ -95,7 +97,8 @@ def decode_texts(
         src, src_lengths = pad([encoded[i] for i in indices])
         try:
             with autocast(device, cpu_bf16=config.cpu_bf16):
-                nbest = search(model, src.to(device), src_lengths.to(device), config, generator=generator)
+                nbest = search(model, src.to(device), src_lengths.to(device), config, generator=generator,
+                               word_starts=starts)
         except (torch.OutOfMemoryError, RuntimeError) as err:
             if not isinstance(err, torch.OutOfMemoryError) and "can't allocate memory" not in str(err):
                 raise
@@ -105,7 +108,7 @@ def decode_texts(
                 "lower the beam size, batch size or batch tokens") from None
         for i, hyps in zip(indices, nbest):
             hyps = [_as_pieces(model, h) for h in hyps]
-            texts = tokenizer.decode_tgt([h.tokens for h in hyps])
+            texts = tokenizer.decode_tgt([h.tokens for h in hyps], unk_spelling=config.unk_spelling)
             results[i] = Translation(tokenizer.src_pieces(encoded[i]), hyps, texts, truncated=truncated[i])
     return results
 
