@@ -14,6 +14,22 @@ from torch import nn
 
 from seqlab.tokenizer import UNK_ID
 
+# Copy and generation probabilities are mixed in probability space; this floor
+# keeps log() finite for tokens that neither can produce.
+PROB_FLOOR = 1e-12
+
+
+def mix_copy_probs(logits: torch.Tensor, p_gen: torch.Tensor, attention: torch.Tensor,
+                   src: torch.Tensor) -> torch.Tensor:
+    """The pointer-generator mixture (See et al. 2017), for both architectures. logits: (B, T, V);
+    p_gen: (B, T, 1) float32; attention: (B, T, S) the copy distribution; src: (B, S) source piece ids
+    (a joint vocabulary: they are output indices). Returns log(p_gen * P_vocab + (1 - p_gen) * P_copy),
+    (B, T, V) float32."""
+    generated = torch.softmax(logits.float(), dim=-1) * p_gen
+    index = src.unsqueeze(1).expand(-1, attention.size(1), -1)
+    mixed = generated.scatter_add(2, index, attention.float() * (1.0 - p_gen))
+    return torch.log(mixed.clamp_min(PROB_FLOOR))
+
 
 class OutputSpace(nn.Module):
     """Base of a model with an output index space; registers the ``output_ids`` buffer checkpoints carry."""

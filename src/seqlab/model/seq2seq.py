@@ -18,12 +18,8 @@ from seqlab.core.run_config import ModelConfig
 from seqlab.model.decoder import Decoder, DecoderState
 from seqlab.model.dropout import Dropout
 from seqlab.model.encoder import Encoder
-from seqlab.tokenizer import EOS_ID, PAD_ID, UNK_ID
-
-# Copy and generation probabilities are mixed in probability space; this floor
-# keeps log() finite for tokens that neither can produce.
-PROB_FLOOR = 1e-12
-
+from seqlab.model.output_space import OutputSpace, mix_copy_probs
+from seqlab.tokenizer import EOS_ID, PAD_ID
 
 @dataclass(frozen=True)
 class StepOutput:
@@ -51,11 +47,9 @@ class ModelOutput:
         return self.scores if self.normalized else torch.log_softmax(self.scores.float(), dim=-1)
 
 
-class Seq2Seq(nn.Module):
-    """Outputs are indexed by piece id, or with ``model.output_vocab: target`` by position in
-    ``output_ids`` (V_out,), the sorted pieces the training targets use: search works in
-    that space, :meth:`to_output` and :meth:`to_pieces` translate. The special pieces come
-    first in both, so PAD, UNK, BOS and EOS have the same index in each."""
+class Seq2Seq(OutputSpace):
+    """The RNN. Outputs are indexed by piece id, or with ``model.output_vocab: target`` by
+    position in ``output_ids`` (see :class:`OutputSpace`)."""
 
     def __init__(self, config: ModelConfig, *, src_vocab: int, tgt_vocab: int,
                  output_ids: torch.Tensor | None = None, taped: bool = True) -> None:
@@ -63,16 +57,8 @@ class Seq2Seq(nn.Module):
         tapes; False: plain autograd, the tests' reference (same results up to rounding, slower)."""
         super().__init__()
         self.config = config
-        if (config.output_vocab == "target") != (output_ids is not None):
-            raise ValueError("output_ids go with model.output_vocab: target, and only with it")
-        self.register_buffer("output_ids", None if output_ids is None else output_ids.long().clone())
-        # host copy for piece_ids: reading the buffer per hypothesis would sync with the GPU each time
-        self._output_table = None if output_ids is None else output_ids.long().tolist()
-        index = None
-        if output_ids is not None:  # piece id -> output index; pieces no training target uses count as UNK
-            index = torch.full((tgt_vocab,), UNK_ID, dtype=torch.long)
-            index[output_ids.long()] = torch.arange(output_ids.numel())
-        self.register_buffer("output_index", index, persistent=False)
+        outputs = self.init_output_space(tgt_vocab=tgt_vocab, output_ids=output_ids,
+                                         target_only=config.output_vocab == "target")
         self.src_embed = nn.Embedding(src_vocab, config.embed_dim, padding_idx=PAD_ID)
         self.tgt_embed = (
             self.src_embed if config.share_embeddings else nn.Embedding(tgt_vocab, config.embed_dim, padding_idx=PAD_ID)
@@ -103,7 +89,7 @@ class Seq2Seq(nn.Module):
             taped=taped,
         )
         self.output_dropout = Dropout(config.dropout)
-        self.output = nn.Linear(config.hidden_dim, tgt_vocab if output_ids is None else output_ids.numel())
+        self.output = nn.Linear(config.hidden_dim, outputs)
         if config.tie_embeddings:
             self.output.weight = self.tgt_embed.weight
         self.copy_gate = (
@@ -157,18 +143,6 @@ class Seq2Seq(nn.Module):
         log_probs = self._mix_copy(logits, gate_input, attention, src)
         return ModelOutput(scores=log_probs, normalized=True, coverage_loss=coverage_loss)
 
-    def to_output(self, piece_ids: torch.Tensor) -> torch.Tensor:
-        """Piece ids -> output indices (targets for the loss); unchanged with output_vocab: full."""
-        return piece_ids if self.output_index is None else self.output_index[piece_ids]
-
-    def to_pieces(self, outputs: torch.Tensor) -> torch.Tensor:
-        """Output indices (what search emits) -> piece ids; unchanged with output_vocab: full."""
-        return outputs if self.output_ids is None else self.output_ids[outputs]
-
-    def piece_ids(self, outputs: list[int]) -> list[int]:
-        """A finished hypothesis' output indices as piece ids, for the tokenizer."""
-        return outputs if self._output_table is None else [self._output_table[i] for i in outputs]
-
     def decode_step(self, prev_tokens: torch.Tensor, state: DecoderState) -> StepOutput:
         """prev_tokens: (N,) last emitted output indices. Next-token log-probabilities (N, V_out) for each row."""
         embedded = self.tgt_embed(self.to_pieces(prev_tokens))
@@ -189,10 +163,7 @@ class Seq2Seq(nn.Module):
         """Pointer-generator mixture. logits: (B, T, V); gate_input: (B, T, G); attention: (B, T, S);
         src: (B, S). Returns log P = log(p_gen * P_vocab + (1 - p_gen) * P_copy), (B, T, V) float32."""
         p_gen = torch.sigmoid(self.copy_gate(gate_input).float())  # (B, T, 1)
-        generated = torch.softmax(logits.float(), dim=-1) * p_gen
-        index = src.unsqueeze(1).expand(-1, attention.size(1), -1)
-        mixed = generated.scatter_add(2, index, attention.float() * (1.0 - p_gen))
-        return torch.log(mixed.clamp_min(PROB_FLOOR))
+        return mix_copy_probs(logits, p_gen, attention, src)
 
     def _coverage_loss(self, attention: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor:
         """sum_t sum_s min(a_t, c_t) with c_t the attention summed over earlier steps (See et al. 2017)."""

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from seqlab.model.seq2seq import PROB_FLOOR
+from seqlab.model.output_space import mix_copy_probs
 from seqlab.model.transformer_layers import KeyValues
 
 
@@ -55,7 +55,4 @@ class CopyHead(nn.Module):
 def mix_copy(logits: torch.Tensor, copy: Copy, src: torch.Tensor) -> torch.Tensor:
     """logits: (N, T, V); src: (N, S) source piece ids (a joint vocabulary: they are output indices).
     Returns log(p_gen * P_vocab + (1 - p_gen) * P_copy), (N, T, V) float32."""
-    generated = torch.softmax(logits.float(), dim=-1) * copy.p_gen
-    index = src.unsqueeze(1).expand(-1, copy.attention.size(1), -1)
-    mixed = generated.scatter_add(2, index, copy.attention.float() * (1.0 - copy.p_gen))
-    return torch.log(mixed.clamp_min(PROB_FLOOR))
+    return mix_copy_probs(logits, copy.p_gen, copy.attention, src)
