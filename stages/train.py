@@ -2,6 +2,7 @@
 
 import json
 import signal
+import sys
 from pathlib import Path
 
 from seqlab.core.config import load_config
@@ -12,7 +13,9 @@ from seqlab.model.runtime import limit_kernel_cache, pick_device, seed_everythin
 from seqlab.preprocess import read_encoded
 from seqlab.tokenizer import load_tokenizer
 from seqlab.train.batches import EncodedSplit
+from seqlab.train.distributed import from_env, rank_device, start, stop
 from seqlab.train.job import TrainInputs, run_job
+from seqlab.train.launch import as_rank, relaunched
 
 TIMINGS = Path("reports/timings")
 
@@ -22,6 +25,10 @@ def main() -> None:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     limit_kernel_cache()
     config = load_config()
+    if relaunched(config.train, sys.argv):  # several processes: this one ran them under torchrun
+        return
+    world = from_env()
+    device = rank_device(pick_device(config.train.device), world)
     seed_everything(config.seed)
     set_threads(config.train.threads)
     paths = config.paths
@@ -29,7 +36,13 @@ def main() -> None:
                          valid=EncodedSplit(*read_encoded(paths.encoded, "valid")),
                          valid_text=read_parallel(f"{paths.corpus}/valid.src", f"{paths.corpus}/valid.tgt"),
                          tokenizer=load_tokenizer(paths.tokenizer))
-    job = run_job(inputs, config, device=pick_device(config.train.device))
+    start(world, device)
+    try:
+        job = run_job(inputs, config, device=device, world=world)
+    finally:
+        stop()
+    if not world.leader:
+        return
     if job.result is not None:
         # Timings go to a git-ignored file that no stage declares, so that they never change dvc.lock.
         result = job.result
@@ -41,4 +54,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_stage(as_rank(main))

@@ -47,10 +47,11 @@ def tiny() -> Tiny:
 
 
 def one_update(tiny: Tiny, *, accumulate: int, world: World = World(), wrap=None) -> dict[str, torch.Tensor]:
-    """The weights after one update on ROWS, this process's share of them when ``world`` has several."""
+    """The weights after one update on ROWS (this process's share of them when ``world`` has several), and
+    the gradients that made it, unclipped (Adam's first step hardly depends on the gradients' scale)."""
     torch.manual_seed(7)
     model = build_network(tiny.data, model_config=MODEL, tokenizer=tiny.tokenizer, device=CPU)
-    config = TrainConfig(device="cpu", accumulate=accumulate, clip_norm=1.0)
+    config = TrainConfig(device="cpu", accumulate=accumulate, clip_norm=0.0)
     run = Run(model=model, optimizer=make_optimizer(model, config), config=config, tokenizer=tiny.tokenizer,
               device=CPU, valid_data=tiny.data, valid_text=tiny.valid_text, outputs=Outputs(None, None, ""),
               info={}, live=None, tokenize="13a", world=world)
@@ -59,7 +60,8 @@ def one_update(tiny: Tiny, *, accumulate: int, world: World = World(), wrap=None
     work = step_work(tiny.data, ROWS, target_tokens(tiny.data), rank=world.rank, world=world.size,
                      accumulate=accumulate, device=CPU)
     train_step(run, work, step=1, lr=1e-3)
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return {**{k: v.detach().clone() for k, v in model.state_dict().items()},
+            **{f"grad {k}": p.grad.clone() for k, p in model.named_parameters()}}
 
 
 def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
@@ -88,7 +90,8 @@ def test_accumulating_two_micro_batches_equals_one_update_on_the_whole_batch(tin
         assert max_difference(one_update(tiny, accumulate=accumulate), whole) < 1e-6
     torch.manual_seed(7)
     untouched = build_network(tiny.data, model_config=MODEL, tokenizer=tiny.tokenizer, device=CPU).state_dict()
-    assert max_difference(untouched, whole) > 1e-4  # the update did move the weights
+    weights = {k: v for k, v in whole.items() if not k.startswith("grad ")}
+    assert max_difference(untouched, weights) > 1e-4  # the update did move the weights
 
 
 def test_more_micro_batches_than_rows_still_equals_the_whole_batch(tiny: Tiny, monkeypatch) -> None:

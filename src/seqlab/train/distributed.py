@@ -58,6 +58,14 @@ def start(world: World, device: torch.device) -> None:
                                 world_size=world.size, timeout=TIMEOUT)
 
 
+def rank_device(device: torch.device, world: World) -> torch.device:
+    """On CUDA, each process of a node takes the GPU of its local rank."""
+    if device.type != "cuda" or not world.distributed:
+        return device
+    torch.cuda.set_device(world.local_rank)
+    return torch.device("cuda", world.local_rank)
+
+
 def stop() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
