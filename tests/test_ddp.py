@@ -40,3 +40,18 @@ def test_one_update_on_two_ranks_equals_one_update_on_the_whole_batch(tmp_path: 
     ranks = [torch.load(f"{out}.{r}", weights_only=True) for r in range(2)]
     assert max_difference(ranks[0], ranks[1]) == 0.0  # DDP keeps the replicas identical
     assert max_difference(ranks[0], one_update(make_tiny(), accumulate=1)) < 1e-6
+
+
+def test_a_state_saved_by_another_number_of_processes_is_refused_in_one_line(tmp_path: Path) -> None:
+    from seqlab.core.errors import SeqlabError
+    from seqlab.train.state import Progress, load_state, save_state
+
+    model = torch.nn.Linear(2, 2)
+    save_state(tmp_path / "state.pt", fingerprint="fp", progress=Progress(step=3), model=model,
+               optimizer=torch.optim.Adam(model.parameters()), epoch_generator=torch.Generator().get_state(),
+               snapshots=[], rng=[{}, {}], world_size=2)
+    assert load_state(tmp_path / "state.pt", fingerprint="fp", world_size=2).saved.progress.step == 3
+    with pytest.raises(SeqlabError) as info:
+        load_state(tmp_path / "state.pt", fingerprint="fp", world_size=1)
+    assert str(info.value).startswith(f"train: {tmp_path / 'state.pt'} was saved by 2 processes, this run has 1;")
+    assert "\n" not in str(info.value)

@@ -11,9 +11,11 @@ its cause (its message, its signal, or its crash).
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -49,7 +51,8 @@ def relaunched(config: TrainConfig, argv: list[str]) -> bool:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)  # its failure table: ours is one line
+    # torchrun logs each failed process and a failure table; the job's one line says it below
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
     print(f"train: starting {count} processes under torchrun", flush=True)
     try:
         run(parse_args(["--standalone", f"--nproc-per-node={count}", "--max-restarts=0", *argv]))
@@ -61,12 +64,17 @@ def relaunched(config: TrainConfig, argv: list[str]) -> bool:
 def failure_line(failures: dict, count: int) -> str:
     """One line for the failed job: the rank whose failure caused it, and how.
 
-    A rank's own error comes first, then a death by signal; a peer's lost
-    connection (what the others see next) is named only when nothing else is.
+    A rank's own error comes first, then a death by a signal, then a crash; last
+    the SIGTERM with which torchrun stops the others once one has failed.
     """
     def rank_of(rank: int) -> tuple[int, int, int]:
         failure = failures[rank]
-        kind = 0 if str(failure.message).startswith(USER) else 1 if failure.exitcode < 0 else 2
+        if str(failure.message).startswith(USER):
+            kind = 0
+        elif failure.exitcode < 0:
+            kind = 3 if -failure.exitcode == signal.SIGTERM else 1
+        else:
+            kind = 2
         return kind, failure.timestamp, rank
 
     rank = min(failures, key=rank_of)
@@ -84,6 +92,7 @@ def as_rank(main: Callable[[], None]) -> Callable[[], None]:
         path = os.environ.get("TORCHELASTIC_ERROR_FILE")
         if path is None or not under_torchrun():
             return main()
+        die_with_launcher()
         try:
             main()
         except SeqlabError as err:
@@ -95,6 +104,24 @@ def as_rank(main: Callable[[], None]) -> Callable[[], None]:
             _record(path, f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
             sys.exit(1)
     return wrapped
+
+
+def die_with_launcher() -> None:
+    """Have the kernel SIGKILL this process when torchrun dies (Linux).
+
+    torchrun starts each process in a session of its own, so a SIGKILL of the
+    job's process group (dvc and torchrun) would leave the ranks training on.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: ranks outlive a killed launcher there
+        return
+    if os.getppid() == 1:  # the launcher died before the request took effect
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+PR_SET_PDEATHSIG = 1
 
 
 def _record(path: str, message: str) -> None:
