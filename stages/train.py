@@ -9,11 +9,11 @@ from seqlab.core.config import load_config
 from seqlab.core.errors import run_stage
 from seqlab.core.files import write_text
 from seqlab.core.text import read_parallel
-from seqlab.model.runtime import limit_kernel_cache, pick_device, seed_everything, set_threads
+from seqlab.model.runtime import limit_kernel_cache, seed_everything, set_threads
 from seqlab.preprocess import read_encoded
 from seqlab.tokenizer import load_tokenizer
 from seqlab.train.batches import EncodedSplit
-from seqlab.train.distributed import from_env, rank_device, start, stop
+from seqlab.train.distributed import device_for, from_env, start, stop
 from seqlab.train.job import TrainInputs, run_job
 from seqlab.train.launch import as_rank, relaunched
 
@@ -28,7 +28,8 @@ def main() -> None:
     if relaunched(config.train, sys.argv):  # several processes: this one ran them under torchrun
         return
     world = from_env()
-    device = rank_device(pick_device(config.train.device), world)
+    claim = device_for(config.train.device, world)  # held until the process ends
+    device = claim.device
     seed_everything(config.seed)
     set_threads(config.train.threads)
     paths = config.paths

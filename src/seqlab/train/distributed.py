@@ -15,6 +15,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from seqlab.model.runtime import DeviceClaim, claim_device, pick_device
+
 T = TypeVar("T")
 
 # A dead peer usually breaks the connection at once; this bounds the wait when it does not.
@@ -58,12 +60,14 @@ def start(world: World, device: torch.device) -> None:
                                 world_size=world.size, timeout=TIMEOUT)
 
 
-def rank_device(device: torch.device, world: World) -> torch.device:
-    """On CUDA, each process of a node takes the GPU of its local rank."""
+def device_for(name: str, world: World) -> DeviceClaim:
+    """train.device for this process: under torchrun on CUDA, the GPU of its local rank; alone,
+    ``auto`` claims a free GPU (see :func:`claim_device`). Keep the claim alive while training."""
+    device = pick_device(name)
     if device.type != "cuda" or not world.distributed:
-        return device
+        return claim_device(name)
     torch.cuda.set_device(world.local_rank)
-    return torch.device("cuda", world.local_rank)
+    return DeviceClaim(torch.device("cuda", world.local_rank))
 
 
 def stop() -> None:

@@ -7,12 +7,14 @@ including what a rerun of a finished or killed run does, is decided here.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from dataclasses import dataclass
 
 import torch
 from dvclive import Live
 
 from seqlab.core.config import Config
+from seqlab.core.errors import SeqlabError
 from seqlab.core.files import remove_leftovers
 from seqlab.core.params import as_dict
 from seqlab.core.text import ParallelText
@@ -46,7 +48,8 @@ def run_job(inputs: TrainInputs, config: Config, *, device: torch.device, world:
     paths = config.paths
     # The resolved number of processes, not nproc_per_node (auto): it shares out each batch.
     settings = {"seed": config.seed, "model": as_dict(config.model), "train": config.train.results_keys(),
-                "tokenize": config.evaluate.tokenize, "world_size": world.size}
+                "tokenize": config.evaluate.tokenize, "world_size": world.size,
+                "init_from": _file_digest(config.train.init_from)}  # its weights, not only its path
     run_id = run_fingerprint(settings, train=[inputs.train.src, inputs.train.tgt],
                              valid=[inputs.valid.src, inputs.valid.tgt],
                              valid_text=inputs.valid_text.src + inputs.valid_text.tgt,
@@ -105,3 +108,13 @@ def _summary(result: TrainResult, *, metric: str) -> str:
     return (f"best valid {metric} {result.best_metric:.4f} at step {result.best_step} of {result.steps}"
             f"{' (stopped early)' if result.stopped_early else ''}{' (averaged)' if result.averaged else ''} "
             f"in {result.wall_seconds:.0f}s, {result.tokens_per_sec:,.0f} tokens/s")
+
+
+def _file_digest(path: str) -> str:
+    if not path:
+        return ""
+    try:
+        with open(path, "rb") as file:
+            return hashlib.file_digest(file, "sha256").hexdigest()
+    except OSError as err:
+        raise SeqlabError(f"train.init_from: cannot read {path}: {err.strerror or err}") from None
