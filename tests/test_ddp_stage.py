@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from dvc_repo import TINY, Repo, make_repo, merge
 from test_resume import kill_after_first_save, outcome, scratch, state_file
 
@@ -93,3 +94,33 @@ def test_a_job_killed_whole_resumes_to_the_weights_of_an_uninterrupted_run(repo:
     assert all(torch.equal(weights[k], straight[0][k]) for k in weights)
     assert all(torch.equal(best[k], straight[1][k]) for k in best)
     assert curves == straight[2]
+
+
+def test_ctrl_c_stops_every_process(repo: Repo, straight) -> None:
+    shutil.rmtree(scratch(repo))
+    proc = subprocess.Popen([sys.executable, "stages/train.py"], cwd=repo.path, env=repo.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while state_file(repo) is None and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.splitlines()[-1] == "interrupted", err
+    assert "Traceback" not in err
+    assert not rank_pids(0) and not rank_pids(1)
+
+
+def test_an_error_on_the_ranks_is_one_line_naming_the_rank(repo: Repo, straight) -> None:
+    params = repo.path / "params.yaml"
+    text = params.read_text()
+    config = yaml.safe_load(text)
+    config["train"]["init_from"] = "missing.pt"
+    params.write_text(yaml.safe_dump(config))
+    try:
+        proc = repo.run(sys.executable, "stages/train.py", check=False)
+    finally:
+        params.write_text(text)
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert errors == ["error: train: rank 0 of 2 failed: train.init_from: cannot read missing.pt: "
+                      "No such file or directory"], proc.stderr

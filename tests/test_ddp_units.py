@@ -69,3 +69,22 @@ def test_init_from_a_checkpoint_of_another_shape_names_the_parameter_and_both_sh
         init_weights(target, str(tmp_path / "base.pt"))
     assert str(info.value) == (f"train.init_from: parameter decoder.cells.0.weight_ih has shape (32, 16) in "
                                f"{tmp_path / 'base.pt'}, (32, 20) in this model")
+
+
+def test_the_failure_line_names_the_rank_that_caused_it() -> None:
+    from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
+
+    from seqlab.train.launch import failure_line
+
+    def failure(rank: int, exitcode: int, message: str | None) -> ProcessFailure:
+        made = ProcessFailure(local_rank=rank, pid=100 + rank, exitcode=exitcode, error_file="/nonexistent")
+        if message is not None:
+            made.message = message
+        return made
+
+    stopped = failure(0, -15, None)  # torchrun's SIGTERM to the survivors
+    assert failure_line({0: stopped, 1: failure(1, -9, None)}, 2) == "train: rank 1 of 2 failed: killed by SIGKILL"
+    own = failure(1, -15, "error: train: cannot write models/model.pt")  # recorded, then stopped
+    assert failure_line({0: stopped, 1: own}, 2) == "train: rank 1 of 2 failed: train: cannot write models/model.pt"
+    crash = failure(0, 1, "DistBackendError: connection closed by peer")
+    assert failure_line({0: crash, 1: failure(1, -9, None)}, 2) == "train: rank 1 of 2 failed: killed by SIGKILL"

@@ -48,6 +48,7 @@ def relaunched(config: TrainConfig, argv: list[str]) -> bool:
     count = processes(config)
     if count == 1:
         return False
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
@@ -58,6 +59,8 @@ def relaunched(config: TrainConfig, argv: list[str]) -> bool:
         run(parse_args(["--standalone", f"--nproc-per-node={count}", "--max-restarts=0", *argv]))
     except ChildFailedError as err:
         raise SeqlabError(failure_line(err.failures, count)) from None
+    except SignalException:  # Ctrl-C or SIGTERM: torchrun has stopped every process
+        raise KeyboardInterrupt from None
     return True
 
 
@@ -79,10 +82,12 @@ def failure_line(failures: dict, count: int) -> str:
 
     rank = min(failures, key=rank_of)
     failure = failures[rank]
-    if failure.exitcode < 0:
+    if str(failure.message).startswith(USER):  # recorded, then stopped by torchrun on its way out
+        cause = str(failure.message).removeprefix(USER)
+    elif failure.exitcode < 0:
         cause = f"killed by {failure.signal_name()}"
     else:
-        cause = str(failure.message).removeprefix(USER) if failure.message else f"exit status {failure.exitcode}"
+        cause = str(failure.message) if failure.message else f"exit status {failure.exitcode}"
     return f"train: rank {rank} of {count} failed: {cause}"
 
 
