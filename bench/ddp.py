@@ -19,6 +19,7 @@ import socket
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 
 import click
 import numpy as np
@@ -63,7 +64,7 @@ def make_run(model_config: ModelConfig, data: EncodedSplit, world: World, vocab:
     run = Run(model=model, optimizer=make_optimizer(model, config), config=config, tokenizer=None, device=CPU,
               valid_data=data, valid_text=None, outputs=Outputs(None, None, ""), info={}, live=None,
               tokenize="13a", world=world)
-    return Run(**{**run.__dict__, "net": wrap(model, world, CPU) if world.distributed else None})
+    return replace(run, net=wrap(model, world, CPU) if world.distributed else None)
 
 
 def timed_steps(run: Run, data: EncodedSplit, batches: list[np.ndarray], *, warmup: int) -> tuple[float, int]:

@@ -15,7 +15,7 @@ from seqlab.tokenizer import load_tokenizer
 from seqlab.train.batches import EncodedSplit
 from seqlab.train.distributed import device_for, from_env, start, stop
 from seqlab.train.job import TrainInputs, run_job
-from seqlab.train.launch import as_rank, relaunched
+from seqlab.train.launch import as_rank, check_world, relaunched
 
 TIMINGS = Path("reports/timings")
 
@@ -28,6 +28,7 @@ def main() -> None:
     if relaunched(config.train, sys.argv):  # several processes: this one ran them under torchrun
         return
     world = from_env()
+    check_world(config.train, world.size)
     claim = device_for(config.train.device, world)  # held until the process ends
     device = claim.device
     seed_everything(config.seed)

@@ -88,3 +88,14 @@ def test_the_failure_line_names_the_rank_that_caused_it() -> None:
     assert failure_line({0: stopped, 1: own}, 2) == "train: rank 1 of 2 failed: train: cannot write models/model.pt"
     crash = failure(0, 1, "DistBackendError: connection closed by peer")
     assert failure_line({0: crash, 1: failure(1, -9, None)}, 2) == "train: rank 1 of 2 failed: killed by SIGKILL"
+
+
+def test_a_torchrun_world_other_than_the_params_is_refused_in_one_line() -> None:
+    from seqlab.core.run_config import TrainConfig
+    from seqlab.train.launch import check_world
+
+    check_world(TrainConfig(nproc_per_node=2, nnodes=2), 4)
+    check_world(TrainConfig(nproc_per_node="auto", nnodes=2), 6)  # auto: whatever each node has
+    with pytest.raises(SeqlabError) as info:
+        check_world(TrainConfig(nproc_per_node=2, nnodes=1), 4)
+    assert str(info.value) == "train.nproc_per_node x train.nnodes: 2 x 1 = 2 processes, but torchrun started 4"

@@ -64,6 +64,17 @@ def relaunched(config: TrainConfig, argv: list[str]) -> bool:
     return True
 
 
+def check_world(config: TrainConfig, world_size: int) -> None:
+    """Under torchrun, the processes it started are the ones params.yaml asks for: the effective batch,
+    the fingerprint and dvc.lock's params must describe the run that happened."""
+    if config.nproc_per_node == "auto":
+        return
+    wanted = config.nproc_per_node * config.nnodes
+    if world_size != wanted:
+        raise SeqlabError(f"train.nproc_per_node x train.nnodes: {config.nproc_per_node} x {config.nnodes} = "
+                          f"{wanted} processes, but torchrun started {world_size}")
+
+
 def failure_line(failures: dict, count: int) -> str:
     """One line for the failed job: the rank whose failure caused it, and how.
 
