@@ -2,17 +2,20 @@
 
 import json
 import signal
+import sys
 from pathlib import Path
 
 from seqlab.core.config import load_config
 from seqlab.core.errors import run_stage
 from seqlab.core.files import write_text
 from seqlab.core.text import read_parallel
-from seqlab.model.runtime import limit_kernel_cache, pick_device, seed_everything, set_threads
+from seqlab.model.runtime import limit_kernel_cache, seed_everything, set_threads
 from seqlab.preprocess import read_encoded
 from seqlab.tokenizer import load_tokenizer
 from seqlab.train.batches import EncodedSplit
+from seqlab.train.distributed import device_for, from_env, start, stop
 from seqlab.train.job import TrainInputs, run_job
+from seqlab.train.launch import as_rank, check_world, relaunched
 
 TIMINGS = Path("reports/timings")
 
@@ -22,6 +25,12 @@ def main() -> None:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     limit_kernel_cache()
     config = load_config()
+    if relaunched(config.train, sys.argv):  # several processes: this one ran them under torchrun
+        return
+    world = from_env()
+    check_world(config.train, world.size)
+    claim = device_for(config.train.device, world)  # held until the process ends
+    device = claim.device
     seed_everything(config.seed)
     set_threads(config.train.threads)
     paths = config.paths
@@ -29,7 +38,13 @@ def main() -> None:
                          valid=EncodedSplit(*read_encoded(paths.encoded, "valid")),
                          valid_text=read_parallel(f"{paths.corpus}/valid.src", f"{paths.corpus}/valid.tgt"),
                          tokenizer=load_tokenizer(paths.tokenizer))
-    job = run_job(inputs, config, device=pick_device(config.train.device))
+    start(world, device)
+    try:
+        job = run_job(inputs, config, device=device, world=world)
+    finally:
+        stop()
+    if not world.leader:
+        return
     if job.result is not None:
         # Timings go to a git-ignored file that no stage declares, so that they never change dvc.lock.
         result = job.result
@@ -41,4 +56,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_stage(as_rank(main))

@@ -46,8 +46,21 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in typing.get_args(hint):
             return None
-        (hint,) = [a for a in typing.get_args(hint) if a is not type(None)]
+        arms = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(arms) > 1:  # e.g. int | Literal["auto"]: the first arm that takes the value
+            return _first_fit(arms, value, key)
+        (hint,) = arms
     return _scalar(hint, value, key)
+
+
+def _first_fit(arms: list[Any], value: Any, key: str) -> Any:
+    for arm in arms:
+        try:
+            return _convert(arm, value, key)
+        except ConfigError:
+            continue
+    names = " or ".join(repr(typing.get_args(a)[0]) if typing.get_origin(a) is Literal else a.__name__ for a in arms)
+    raise ConfigError(f"{key}: expected {names}, got {type(value).__name__} {value!r}")
 
 
 def _scalar(hint: type, value: Any, key: str) -> Any:

@@ -140,9 +140,16 @@ class TrainConfig:
     average_last: int = 0  # average the last k validations' weights at the end; 0 or 1: off
     save_every: int = 100  # optimizer steps between saves of the full training state (resume)
     cpu_bf16: bool = False  # bf16 autocast on CPU too (CUDA always uses it)
+    # Processes (torchrun) per node; "auto": one per visible GPU, one on CPU. With nnodes, they are
+    # not RUNTIME keys: each global batch is split among the processes, so the effective batch
+    # (processes x accumulate x batch_tokens) and the dropout streams, hence the weights, follow them.
+    nproc_per_node: int | Literal["auto"] = 1
+    nnodes: int = 1  # machines; above 1 every node runs torchrun itself (README: multi-process training)
+    accumulate: int = 1  # micro-batches per update and process (no all-reduce between them)
+    init_from: str = ""  # a checkpoint whose weights start the run (fine-tuning); "": fresh weights
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_tokens", "valid_beam_size"):
+        for name in ("epochs", "batch_tokens", "valid_beam_size", "nnodes", "accumulate"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name}: must be at least 1")
         for name in ("max_steps", "warmup_steps", "plateau_patience", "valid_every", "patience", "average_last",
@@ -157,6 +164,8 @@ class TrainConfig:
             raise ConfigError("train.label_smoothing: must be in [0, 1)")
         if not 0.0 < self.plateau_factor < 1.0:
             raise ConfigError("train.plateau_factor: must be in (0, 1)")
+        if self.nproc_per_node != "auto" and self.nproc_per_node < 1:
+            raise ConfigError("train.nproc_per_node: must be at least 1, or auto")
         if self.schedule == "inverse_sqrt" and self.warmup_steps < 1:
             raise ConfigError("train.warmup_steps: the inverse_sqrt schedule needs at least 1 (it decays from there)")
 

@@ -109,8 +109,11 @@ def _taped(rnn: nn.LSTM | nn.GRU, packed: PackedSequence) -> tuple[torch.Tensor,
             torch.stack([getattr(rnn, f"{name}_l{layer}{suffix}") for suffix in suffixes]) for name in _WEIGHTS
         )
         x = torch.stack((data, data.index_select(0, reverse))) if reverse is not None else data.unsqueeze(0)
-        # every step's input product at once: (directions, tokens, gates); an LSTM's two biases add up
-        bias = (bias_ih + bias_hh if lstm else bias_ih).unsqueeze(1)
+        # every step's input product at once: (directions, tokens, gates); an LSTM's two biases add up,
+        # per direction before stacking: stacked first, both biases' .grad became views of one buffer,
+        # and a second backward (gradient accumulation) added into it twice
+        bias = (torch.stack([getattr(rnn, f"bias_ih_l{layer}{s}") + getattr(rnn, f"bias_hh_l{layer}{s}")
+                             for s in suffixes]) if lstm else bias_ih).unsqueeze(1)
         # in the parameters' dtype: under autocast the gates then sum in fp32 and the cell state stays fp32
         gates_in = torch.baddbmm(bias, x, weight_ih.transpose(1, 2)).to(bias.dtype)
         out, h, c = _recurrence(gates_in, weight_hh, None if lstm else bias_hh.unsqueeze(1), sizes=sizes)

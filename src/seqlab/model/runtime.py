@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import random
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
 
 import torch
 
 from seqlab.core.errors import ConfigError
+
+# Machine-wide, not per project: the experiments of a `dvc queue` run in copies of the project.
+GPU_LOCKS = Path(tempfile.gettempdir()) / "seqlab-gpu-locks"
 
 
 def seed_everything(seed: int) -> None:
@@ -24,6 +32,46 @@ def pick_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device: 'cuda' was asked for but torch sees no CUDA device")
     return torch.device(name)
+
+
+@dataclass(frozen=True)
+class DeviceClaim:
+    """A device and, for a claimed GPU, the open lock file that holds it until this process exits."""
+
+    device: torch.device
+    lock: IO | None = None
+
+
+def claim_device(name: str, *, lock_dir: Path = GPU_LOCKS, count: int | None = None,
+                 visible: str | None = None) -> DeviceClaim:
+    """``auto`` with CUDA present: the first GPU no other seqlab process holds, by an advisory lock
+    (fcntl) on a file per device, so that experiments run at once (``dvc queue start -j N``) do not
+    all land on GPU 0. The kernel drops the lock when the process ends, however it ends.
+
+    count: devices torch sees (default: torch's count); visible: CUDA_VISIBLE_DEVICES (default: the
+    environment's), whose ids name the lock files, since device 0 of one process may be another's 1.
+    When every GPU is held, waits for the first.
+    """
+    if count is None:
+        count = torch.cuda.device_count() if name == "auto" and torch.cuda.is_available() else 0
+    if name != "auto" or count == 0:
+        return DeviceClaim(pick_device(name))
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES") if visible is None else visible
+    ids = [v.strip() for v in visible.split(",")][:count] if visible else [str(i) for i in range(count)]
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    for ordinal, device_id in enumerate(ids):
+        lock = open(lock_dir / f"gpu-{device_id}.lock", "a+")  # noqa: SIM115 (held until exit)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        return DeviceClaim(torch.device("cuda", ordinal), lock)
+    print(f"device: every GPU ({', '.join(ids)}) is held by another seqlab process; waiting for GPU {ids[0]}",
+          flush=True)
+    lock = open(lock_dir / f"gpu-{ids[0]}.lock", "a+")  # noqa: SIM115
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    return DeviceClaim(torch.device("cuda", 0), lock)
 
 
 def autocast(device: torch.device, *, cpu_bf16: bool = False) -> contextlib.AbstractContextManager:

@@ -94,12 +94,14 @@ def objective(output: ModelOutput, target: torch.Tensor, *, smoothing: float, co
     return nll
 
 
-def batch_loss(model: Seq2Seq, batch: Batch, *, smoothing: float = 0.0, coverage: bool = True) -> torch.Tensor:
+def batch_loss(model: Seq2Seq, batch: Batch, *, smoothing: float = 0.0, coverage: bool = True,
+               forward: torch.nn.Module | None = None) -> torch.Tensor:
     """The summed objective of one teacher-forced batch.
 
     Validation calls it with ``smoothing=0, coverage=False``: plain NLL, comparable
-    across label-smoothing and coverage settings.
+    across label-smoothing and coverage settings. ``forward`` runs the model instead
+    of ``model`` itself: a DistributedDataParallel around it, whose forward hooks the all-reduce.
     """
-    output = model(batch.src, batch.src_lengths, batch.tgt_in)
+    output = (forward or model)(batch.src, batch.src_lengths, batch.tgt_in)
     weight = model.config.coverage_loss_weight if coverage and model.config.coverage else 0.0
     return objective(output, model.to_output(batch.tgt_out), smoothing=smoothing, coverage_weight=weight)

@@ -9,12 +9,14 @@ from typing import Any
 
 import torch
 
-from seqlab.core.errors import ConfigError
+from seqlab.core.errors import ConfigError, SeqlabError
 from seqlab.core.run_config import ModelConfig, TrainConfig
 from seqlab.core.text import ParallelText
+from seqlab.model.checkpoint import load_checkpoint
 from seqlab.model.seq2seq import Seq2Seq, build_model, output_pieces
 from seqlab.tokenizer import Tokenizer
 from seqlab.train.batches import EncodedSplit
+from seqlab.train.distributed import World
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,12 @@ class Run:
     info: dict[str, Any]  # provenance stored in the checkpoint
     live: Any  # a dvclive Live, or None
     tokenize: str  # sacrebleu's BLEU tokenizer (evaluate.tokenize)
+    world: World = World()  # the processes training together
+    net: torch.nn.Module | None = None  # what the update's forward runs: DDP around model, or None for model
+
+    @property
+    def forward(self) -> torch.nn.Module:
+        return self.net if self.net is not None else self.model
 
 
 class Throughput:
@@ -86,3 +94,17 @@ def build_network(train_data: EncodedSplit, *, model_config: ModelConfig, tokeni
         print(f"output layer: the {output_ids.numel():,} of {tokenizer.tgt_vocab_size:,} pieces the training targets use",
               flush=True)
     return model.to(device)
+
+
+def init_weights(model: Seq2Seq, path: str) -> None:
+    """Start ``model`` from the weights of the checkpoint at ``path`` (train.init_from)."""
+    saved = load_checkpoint(path).model.state_dict()
+    own = model.state_dict()
+    for name in sorted(own.keys() | saved.keys()):
+        if name not in saved or name not in own:
+            where = f"{path} lacks it" if name not in saved else "this model lacks it"
+            raise SeqlabError(f"train.init_from: parameter {name}: {where} (model settings differ)")
+        if saved[name].shape != own[name].shape:
+            raise SeqlabError(f"train.init_from: parameter {name} has shape {tuple(saved[name].shape)} in {path}, "
+                              f"{tuple(own[name].shape)} in this model")
+    model.load_state_dict(saved)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from seqlab.core.errors import SeqlabError
 from seqlab.core.files import atomic_path, write_text
 from seqlab.train.schedule import Plateau
 
@@ -65,7 +66,7 @@ class Saved:
     model: dict[str, torch.Tensor]
     optimizer: dict[str, Any]
     epoch_generator: torch.Tensor  # data-order generator state at the start of progress.epoch
-    rng: dict[str, Any]
+    rng: dict[str, Any] | list[dict[str, Any]]  # one per rank when several processes trained
     snapshots: list[dict[str, torch.Tensor]]
 
 
@@ -125,8 +126,9 @@ def restore_rng(rng: dict[str, Any]) -> None:
 
 def save_state(path: str | Path, *, fingerprint: str, progress: Progress, model: torch.nn.Module,
                optimizer: torch.optim.Optimizer, epoch_generator: torch.Tensor,
-               snapshots: list[dict[str, torch.Tensor]]) -> None:
-    """Write the state atomically: a kill at any moment leaves the previous state whole."""
+               snapshots: list[dict[str, torch.Tensor]], rng: Any = None, world_size: int = 1) -> None:
+    """Write the state atomically: a kill at any moment leaves the previous state whole.
+    ``rng``: this process's RNG states when None; ``world_size``: the processes that trained it."""
     payload = {
         "format": FORMAT,
         "fingerprint": fingerprint,
@@ -134,14 +136,15 @@ def save_state(path: str | Path, *, fingerprint: str, progress: Progress, model:
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict(),
         "epoch_generator": epoch_generator,
-        "rng": capture_rng(),
+        "rng": capture_rng() if rng is None else rng,
+        "world_size": world_size,
         "snapshots": snapshots,
     }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
 
-def load_state(path: str | Path, *, fingerprint: str) -> ResumeCheck:
+def load_state(path: str | Path, *, fingerprint: str, world_size: int = 1) -> ResumeCheck:
     """The state at ``path`` if it is a run with this fingerprint (finished or not); else None and why.
 
     An unreadable file is not an error: the state only saves time, so the run
@@ -158,6 +161,10 @@ def load_state(path: str | Path, *, fingerprint: str) -> ResumeCheck:
         return ResumeCheck(None, f"train: {path} is not a {FORMAT} file; starting fresh")
     if payload["fingerprint"] != fingerprint:
         return ResumeCheck(None, f"train: {path} is from other parameters or data; starting fresh")
+    saved_world = payload.get("world_size", 1)
+    if saved_world != world_size:  # each rank's RNG streams and data share belong to that world size
+        raise SeqlabError(f"train: {path} was saved by {saved_world} processes, this run has {world_size}; "
+                          f"set train.nproc_per_node/nnodes back, or remove {path.parent} to start over")
     progress = Progress.from_dict(payload["progress"])
     saved = Saved(progress=progress, model=payload["model"], optimizer=payload["optimizer"],
                   epoch_generator=payload["epoch_generator"], rng=payload["rng"], snapshots=payload["snapshots"])
