@@ -1,10 +1,10 @@
 """Headline decode settings: ROUGE and output defects of decode variants on one split.
 
-    python bench/headlines.py --model models/model.pt --params configs/gigaword.yaml \\
+    python bench/headlines.py --model models/model.pt -S corpus=gigaword \\
         --split valid --variant base: --variant word-safe:word_safe_copy=true ...
 
-Each ``--variant NAME:key=value,key=value`` decodes the split with the params file's
-decode section plus those keys, and is scored with ROUGE-1/2/L (rouge-score,
+Each ``--variant NAME:key=value,key=value`` decodes the split with the decode section
+of the params that conf/ composes with the ``-S`` overrides, plus those keys, and is scored with ROUGE-1/2/L (rouge-score,
 stemmed F-measure) and the evaluate stage's defect figures: outputs with
 sentencepiece's unknown glyph, the share with an invented word (in neither the
 source nor the training targets) and with an immediately repeated n-gram.
@@ -20,6 +20,7 @@ from pathlib import Path
 import click
 import torch
 import yaml
+from pipeline import compose_params
 from report import write_results
 
 from seqlab.core.params import build
@@ -29,6 +30,8 @@ from seqlab.evaluate.defects import count_defects, known_words
 from seqlab.evaluate.metrics import score
 from seqlab.model.checkpoint import load_checkpoint
 from seqlab.search.texts import decode_texts
+
+ROOT = Path(__file__).resolve().parents[1]
 
 ROUGE = EvaluateConfig(metrics=(), rouge_types=("rouge1", "rouge2", "rougeL"), bootstrap_resamples=0)
 
@@ -42,17 +45,17 @@ def variant_config(base: DecodeConfig, spec: str) -> tuple[str, DecodeConfig]:
 
 @click.command()
 @click.option("--model", "model_path", default="models/model.pt", show_default=True, type=click.Path(exists=True))
-@click.option("--params", "params_file", default="configs/gigaword.yaml", show_default=True,
-              type=click.Path(exists=True, dir_okay=False), help="Its decode section is every variant's base.")
+@click.option("-S", "--set", "overrides", multiple=True, default=("corpus=gigaword",), show_default=True,
+              help="Hydra overrides composing the params whose decode section is every variant's base.")
 @click.option("--corpus", default="data/corpus", show_default=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--split", default="valid", show_default=True, help="Split to decode: <corpus>/<split>.src and .tgt.")
 @click.option("--variant", "variants", multiple=True, required=True, help="NAME:key=value,... decode keys to change.")
 @click.option("--limit", default=0, show_default=True, help="Only the first this many sentences (0: all).")
 @click.option("--name", default="gigaword-headlines", show_default=True, help="Label of the results files.")
-def main(model_path: str, params_file: str, corpus: str, split: str, variants: tuple[str, ...], limit: int,
+def main(model_path: str, overrides: tuple[str, ...], corpus: str, split: str, variants: tuple[str, ...], limit: int,
          name: str) -> None:
     torch.set_num_threads(1)
-    params = yaml.safe_load(Path(params_file).read_text())
+    params = compose_params(ROOT, overrides)
     base = build(DecodeConfig, params["decode"], "decode")
     max_src_len = params["preprocess"]["max_src_len"]
     sources = read_lines(Path(corpus) / f"{split}.src")
@@ -81,7 +84,7 @@ def main(model_path: str, params_file: str, corpus: str, split: str, variants: t
     result["references themselves"] = (f"invented {reference_defects['invented_word_pct']:.1f}%; "
                                        f"repeat {reference_defects['repeat_pct']:.1f}%")
     write_results(name, f"Gigaword headline decode variants ({split} split)", result,
-                  options={"model": model_path, "params": params_file, "corpus": corpus, "split": split,
+                  options={"model": model_path, "overrides": list(overrides), "corpus": corpus, "split": split,
                            "variants": variants, "limit": limit})
 
 

@@ -99,7 +99,8 @@ def main(overrides: tuple[str, ...], name: str, keep_model: str | None) -> None:
         "train_tokens_per_sec": timings["tokens_per_sec"],
         "train_steps": train["step"],
         **{f"valid_{k}": v for k, v in best.items()},
-        **{f"test_{k}": metrics[k] for k in ("bleu", "chrf", "ter", "rouge1", "rouge2", "rougeL") if k in metrics},
+        **{f"test_{k}": metrics[k] for k in ("bleu", "chrf", "ter", "rouge1", "rouge2", "rougeL", "unk_glyph_outputs",
+                                             "invented_word_pct", "repeat_pct") if k in metrics},
         "peak_rss_mb_largest_stage": round(peak_mb),
     }
     if not overrides:
