@@ -14,17 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 from click.testing import CliRunner
+from tiny_checkpoint import write_tiny_checkpoint
 
 from seqlab.cli import main
-from seqlab.core.data_config import NumbersConfig, TokenizerConfig
-from seqlab.core.run_config import MAX_SEARCH_ROWS, ModelConfig
-from seqlab.model.checkpoint import save_checkpoint
-from seqlab.model.seq2seq import build_model
-from seqlab.prepare.numbers import generate_numbers
-from seqlab.tokenizer import train_tokenizer
+from seqlab.core.run_config import MAX_SEARCH_ROWS
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 LINES = ["twenty-one", "one hundred and five", "seven", "three hundred and thirty-three"]
@@ -34,17 +29,8 @@ LONG = "seven hundred and seventy-seven thousand three hundred and thirty-three"
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A decisive random model (varied outputs) that says it was trained on sources of at most 4 pieces."""
-    corpus = generate_numbers(NumbersConfig(train_size=200, valid_size=5, test_size=5, max_value=500), seed=3)
-    tokenizer = train_tokenizer(corpus.train, TokenizerConfig(vocab_size=50), seed=3)
-    torch.manual_seed(5)
-    model = build_model(ModelConfig(embed_dim=8, hidden_dim=8, attention_dim=8, dropout=0.0),
-                        src_vocab=tokenizer.src_vocab_size, tgt_vocab=tokenizer.tgt_vocab_size)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.mul_(3.0)
-    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
-    save_checkpoint(path, model=model, tokenizer=tokenizer, info={"max_src_len": 4})
-    return path
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "model.pt", seed=5, decisive=True,
+                                 info={"max_src_len": 4})
 
 
 def translate(checkpoint: Path, folder: Path, *args: str, lines: list[str] = LINES):

@@ -14,18 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 from click.testing import CliRunner
+from tiny_checkpoint import write_tiny_checkpoint
 
 from seqlab.cli import main
-from seqlab.core.data_config import NumbersConfig, TokenizerConfig
 from seqlab.core.errors import DataError
 from seqlab.core.files import open_atomic
-from seqlab.core.run_config import ModelConfig
-from seqlab.model.checkpoint import save_checkpoint
-from seqlab.model.seq2seq import build_model
-from seqlab.prepare.numbers import generate_numbers
-from seqlab.tokenizer import train_tokenizer
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 OLD = "the previous good output\n"
@@ -33,14 +27,7 @@ OLD = "the previous good output\n"
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    corpus = generate_numbers(NumbersConfig(train_size=200, valid_size=5, test_size=5, max_value=500), seed=3)
-    tokenizer = train_tokenizer(corpus.train, TokenizerConfig(vocab_size=50), seed=3)
-    torch.manual_seed(3)
-    model = build_model(ModelConfig(embed_dim=8, hidden_dim=8, attention_dim=8, dropout=0.0),
-                        src_vocab=tokenizer.src_vocab_size, tgt_vocab=tokenizer.tgt_vocab_size)
-    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
-    save_checkpoint(path, model=model, tokenizer=tokenizer, info={})
-    return path
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "model.pt", seed=3, decisive=False)
 
 
 def start(checkpoint: Path, folder: Path, *args: str) -> subprocess.Popen:
