@@ -585,7 +585,10 @@ def test_real_model_nbest_top_equals_one_best(penalties: dict, arch: str) -> Non
     for (top,), hyps in zip(one, many):
         assert len(hyps) == 4
         assert hyps[0].tokens == top.tokens
-        assert hyps[0].score == top.score
+        if arch == "rnn":
+            assert hyps[0].score == top.score
+        else:  # SDPA's multi-threaded CPU kernel rounds by batch shape, and finished rows leave the batch
+            assert hyps[0].score == pytest.approx(top.score, rel=1e-6)
 
 
 @each_arch

@@ -54,6 +54,8 @@ def relaunched(config: TrainConfig, argv: list[str]) -> bool:
 
     # torchrun logs each failed process and a failure table; the job's one line says it below
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    # The cores are shared out here, so torchrun neither warns nor pins every process to one thread.
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // count)))
     print(f"train: starting {count} processes under torchrun", flush=True)
     try:
         run(parse_args(["--standalone", f"--nproc-per-node={count}", "--max-restarts=0", *argv]))
