@@ -117,6 +117,7 @@ def shown(repo: Repo) -> list[dict]:
     return [exp["revs"][0]["data"] for row in rows for exp in (row.get("experiments") or [])]
 
 
+@pytest.mark.slow  # four queued trainings: about 90 s, the longest test; CI's default run stays well inside its budget
 def test_a_2x2_grid_sweep_runs_through_the_queue(tmp_path: Path) -> None:
     repo = hydra_repo(tmp_path)
     repo.dvc("exp", "run", "--queue", "-S", "train.lr=0.002,0.004", "-S", "model=tiny_gru,tiny",
