@@ -3,14 +3,17 @@
     python -m venv /tmp/joey
     /tmp/joey/bin/pip install torch==2.13.0 joeynmt==2.3.0 importlib_metadata sentencepiece==0.2.0
     python bench/vs_joeynmt.py --joeynmt-python /tmp/joey/bin/python
+    python bench/vs_joeynmt.py --joeynmt-python /tmp/joey/bin/python \
+        --config tests/assets/presets/multi30k-transformer.yaml --name multi30k-transformer
 
 Issue 3 anchors training speed to JoeyNMT's 850 target tokens per second, measured
 once; this machine's speed drifts by a quarter within minutes, so a ratio to a
 constant drifts with it. Here each round runs JoeyNMT's own training
 (``python -m joeynmt train``) and then seqlab's update step on the same
 Multi30k de-en pairs, the same sentencepiece model (the Multi30k preset's
-tokenizer, trained here) and the same architecture (the Multi30k preset's
-model: BiLSTM 512, Bahdanau, input feeding, an output layer over the ~3,960
+tokenizer, trained here) and the same architecture (``--config``'s model: by
+default the RNN preset's BiLSTM 512, Bahdanau, input feeding; or the Transformer
+preset's 3+3 pre-norm layers, d 256, 4 heads, ff 1024; either with an output layer over the ~3,960
 target pieces, as JoeyNMT builds its target vocabulary from the data), 64
 sentences per batch, Adam, label smoothing, norm clipping, fp32.
 
@@ -43,6 +46,7 @@ from report import write_results
 from train_speed import flops_per_target_token, matmul_peak, train_step
 
 from seqlab.core.config import Config, load_config
+from seqlab.core.run_config import ModelConfig
 from seqlab.core.text import ParallelText, read_lines
 from seqlab.model.seq2seq import build_model, output_pieces
 from seqlab.tokenizer import train_tokenizer
@@ -64,8 +68,6 @@ def joeynmt_config(config: Config, *, work: Path, train: str, shuffle: bool, ste
         "tokenizer_type": "sentencepiece",
         "tokenizer_cfg": {"model_file": str(work / "sp.model"), "pretokenizer": "none"},
     }
-    rnn = {"type": "recurrent", "rnn_type": m.rnn_type, "embeddings": {"embedding_dim": m.embed_dim},
-           "hidden_size": m.hidden_dim, "dropout": m.dropout}
     return {
         "name": "seqlab_speed",
         "joeynmt_version": "2.3.0",
@@ -82,14 +84,31 @@ def joeynmt_config(config: Config, *, work: Path, train: str, shuffle: bool, ste
             "model_dir": str(work / "model"), "overwrite": True, "shuffle": shuffle, "use_cuda": False, "fp16": False,
             "print_valid_sents": [], "keep_best_ckpts": 1,
         },
-        "model": {
-            "initializer": "xavier_uniform", "bias_initializer": "zeros",
+        "model": joeynmt_model(m),
+    }
+
+
+def joeynmt_model(m: ModelConfig) -> dict:
+    """JoeyNMT's model section for seqlab's architecture, RNN or Transformer.
+
+    JoeyNMT builds each side's vocabulary from its own data, so the source and target
+    embeddings cannot be tied as seqlab's ``share_embeddings`` does; a lookup costs
+    the same either way."""
+    init = {"initializer": "xavier_uniform", "bias_initializer": "zeros"}
+    if m.arch == "transformer":
+        side = {"type": "transformer", "num_heads": m.heads, "hidden_size": m.model_dim, "ff_size": m.ff_dim,
+                "dropout": m.dropout, "layer_norm": m.norm, "activation": m.activation,
+                "embeddings": {"embedding_dim": m.model_dim, "scale": m.scale_embeddings}}
+        return {**init, "embed_initializer": "xavier_uniform",
+                "encoder": {**side, "num_layers": m.encoder_layers},
+                "decoder": {**side, "num_layers": m.decoder_layers}}
+    rnn = {"type": "recurrent", "rnn_type": m.rnn_type, "embeddings": {"embedding_dim": m.embed_dim},
+           "hidden_size": m.hidden_dim, "dropout": m.dropout}
+    return {**init,
             "encoder": {**rnn, "bidirectional": m.bidirectional, "num_layers": m.encoder_layers},
             "decoder": {**rnn, "num_layers": m.decoder_layers, "hidden_dropout": m.dropout,
                         "input_feeding": m.input_feeding, "init_hidden": "bridge" if m.bridge else "zero",
-                        "attention": "bahdanau" if m.attention == "bahdanau" else "luong"},
-        },
-    }
+                        "attention": "bahdanau" if m.attention == "bahdanau" else "luong"}}
 
 
 def run_joeynmt(python: str, cfg_path: Path, work: Path) -> list[float]:

@@ -57,6 +57,15 @@ def test_a_preset_composes_to_the_values_of_its_old_params_file(name: str, tmp_p
     load_config(tmp_path / "params.yaml")
 
 
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (ROOT / "conf/experiment").glob("*.yaml")))
+def test_an_experiment_preset_is_a_valid_config_of_its_corpus_and_arch(experiment: str, tmp_path: Path) -> None:
+    params = composed(ROOT / "conf", f"+experiment={experiment}")
+    corpus, arch = experiment.rsplit("_", 1)
+    assert params["paths"]["raw"] == f"data/corpora/{corpus}" and params["model"]["arch"] == arch
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    load_config(tmp_path / "params.yaml")
+
+
 @pytest.mark.parametrize("corpus", PRESETS)
 def test_a_corpus_picks_its_model_unless_told_otherwise(corpus: str) -> None:
     sizes = ("embed_dim", "hidden_dim", "attention_dim", "dropout")
