@@ -17,7 +17,7 @@ VOCAB = 23
 
 def tiny(**overrides) -> ModelConfig:
     base = dict(arch="transformer", model_dim=16, heads=4, ff_dim=24, encoder_layers=2, decoder_layers=2,
-                dropout=0.1, attention_dropout=0.1, max_positions=40)
+                dropout=0.1, attention_dropout=0.1, activation_dropout=0.1, max_positions=40)
     return ModelConfig(**{**base, **overrides})
 
 
@@ -122,6 +122,18 @@ def test_training_mode_uses_dropout_and_gradients_reach_every_parameter(copy: bo
     first.logsumexp(-1).sum().backward()
     missing = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert missing == []
+
+
+@pytest.mark.parametrize("which", ["dropout", "attention_dropout", "activation_dropout"])
+def test_each_dropout_key_alone_makes_training_passes_differ(which: str) -> None:
+    """Every dropout reaches the model on its own: with the other two at 0, passes differ only through it."""
+    quiet = dict(dropout=0.0, attention_dropout=0.0, activation_dropout=0.0)
+    src, src_lengths = pad(SOURCES)
+    tgt_in, _ = pad(TARGETS)
+    silent = make(tiny(**quiet)).train()
+    assert torch.equal(silent(src, src_lengths, tgt_in).scores, silent(src, src_lengths, tgt_in).scores)
+    model = make(tiny(**{**quiet, which: 0.5})).train()
+    assert not torch.equal(model(src, src_lengths, tgt_in).scores, model(src, src_lengths, tgt_in).scores)
 
 
 def test_positions_beyond_max_positions_are_a_one_line_error() -> None:

@@ -63,6 +63,7 @@ def test_the_arch_key_lists_partition_the_arch_specific_fields() -> None:
     ("model:\n  arch: transformer\n  model_dim: 30\n  heads: 4\n", r"model\.heads: model\.model_dim \(30\) must divide"),
     ("model:\n  arch: transformer\n  heads: 0\n", r"model\.heads: must be at least 1"),
     ("model:\n  arch: transformer\n  attention_dropout: 1.0\n", r"model\.attention_dropout: must be in"),
+    ("model:\n  arch: transformer\n  activation_dropout: -0.1\n", r"model\.activation_dropout: must be in"),
     ("model:\n  arch: transformer\n  activation: swish\n", r"model\.activation: 'swish' is not one of"),
     ("model:\n  arch: transformer\n  norm: sandwich\n", r"model\.norm: 'sandwich' is not one of"),
     ("model:\n  arch: cnn\n", r"model\.arch: 'cnn' is not one of 'rnn', 'transformer'"),

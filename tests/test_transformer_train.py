@@ -32,7 +32,8 @@ from seqlab.train.loop import Outputs, TrainResult, train
 from seqlab.train.state import load_state
 
 TRANSFORMER = ModelConfig(arch="transformer", model_dim=16, heads=2, ff_dim=32, encoder_layers=1, decoder_layers=2,
-                          dropout=0.1, attention_dropout=0.1, max_positions=210)
+                          dropout=0.1, attention_dropout=0.1, activation_dropout=0.1,
+                          max_positions=210)
 
 
 def run(tiny: Tiny, tmp_path: Path, *, resume=None, live=None, seed: int = 1234, model: ModelConfig = TRANSFORMER,
@@ -92,7 +93,7 @@ def test_rnn_checkpoints_without_the_arch_key_still_load(tiny: Tiny, tmp_path: P
                         src_vocab=tiny.tokenizer.src_vocab_size, tgt_vocab=tiny.tokenizer.tgt_vocab_size)
     save_checkpoint(tmp_path / "rnn.pt", model=model, tokenizer=tiny.tokenizer, info={})
     payload = torch.load(tmp_path / "rnn.pt", weights_only=True)
-    new_keys = {"arch", "model_dim", "heads", "ff_dim", "attention_dropout", "activation", "norm", "positions",
+    new_keys = {"arch", "model_dim", "heads", "ff_dim", "attention_dropout", "activation_dropout", "activation", "norm", "positions",
                 "max_positions", "scale_embeddings"}
     assert new_keys <= payload["model_config"].keys()
     payload["model_config"] = {k: v for k, v in payload["model_config"].items() if k not in new_keys}
@@ -131,7 +132,7 @@ def test_cpu_bf16_search_scores_its_outputs_as_fp32_does(tiny: Tiny, copy: bool)
     """translate's bf16 copy of a transformer decodes, and each output's reported log-probability is the
     fp32 model's to bf16 precision (as for the RNN in test_translate)."""
     torch.manual_seed(0)
-    config = replace(TRANSFORMER, copy=copy, dropout=0.0, attention_dropout=0.0)
+    config = replace(TRANSFORMER, copy=copy, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0)
     model = build_model(config, src_vocab=tiny.tokenizer.src_vocab_size, tgt_vocab=tiny.tokenizer.tgt_vocab_size)
     model.eval()
     lines = ["one", "twenty-two", "fifty-seven", "three"]

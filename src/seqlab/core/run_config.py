@@ -20,7 +20,7 @@ MAX_SEARCH_ROWS = 1000
 # which lets `dvc exp run -S model.arch=transformer` switch with nothing else changed.
 RNN_ONLY = ("embed_dim", "hidden_dim", "attention_dim", "rnn_type", "bidirectional", "bridge", "attention",
             "input_feeding", "coverage", "coverage_loss_weight")
-TRANSFORMER_ONLY = ("model_dim", "heads", "ff_dim", "attention_dropout", "activation", "norm", "positions",
+TRANSFORMER_ONLY = ("model_dim", "heads", "ff_dim", "attention_dropout", "activation_dropout", "activation", "norm", "positions",
                     "max_positions", "scale_embeddings")
 
 
@@ -49,7 +49,10 @@ class ModelConfig:
     model_dim: int = 256  # transformer: width of the embeddings, attention and residual stream
     heads: int = 4  # transformer: attention heads; model_dim must divide by it
     ff_dim: int = 1024  # transformer: hidden width of each layer's feed-forward block
-    attention_dropout: float = 0.1  # transformer: dropout on the attention weights
+    # transformer: dropout on the attention weights. On CPU any p > 0 sends attention through the
+    # unfused math path of scaled_dot_product_attention (its fused CPU kernel has no dropout).
+    attention_dropout: float = 0.0
+    activation_dropout: float = 0.0  # transformer: dropout on the feed-forward block's hidden activations
     activation: Literal["relu", "gelu"] = "relu"  # transformer: feed-forward non-linearity
     norm: Literal["pre", "post"] = "pre"  # transformer: layer norm before each block (stable) or after (original)
     positions: Literal["sinusoidal", "learned"] = "sinusoidal"  # transformer: position encoding
@@ -61,7 +64,7 @@ class ModelConfig:
                      "heads", "ff_dim", "max_positions"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"model.{name}: must be at least 1")
-        for name in ("dropout", "attention_dropout"):
+        for name in ("dropout", "attention_dropout", "activation_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"model.{name}: must be in [0, 1)")
         if self.coverage_loss_weight < 0:

@@ -118,7 +118,7 @@ class EncoderLayer(nn.Module):
         super().__init__()
         self.attention = MultiHeadAttention(config.model_dim, config.heads, dropout=config.attention_dropout)
         self.feed_forward = FeedForward(config.model_dim, config.ff_dim, activation=config.activation,
-                                        dropout=config.dropout)
+                                        dropout=config.activation_dropout)
         self.blocks = _blocks(config, 2)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -144,7 +144,8 @@ class DecoderLayer(nn.Module):
         dim, heads = config.model_dim, config.heads
         self.self_attention = MultiHeadAttention(dim, heads, dropout=config.attention_dropout)
         self.cross_attention = MultiHeadAttention(dim, heads, dropout=config.attention_dropout)
-        self.feed_forward = FeedForward(dim, config.ff_dim, activation=config.activation, dropout=config.dropout)
+        self.feed_forward = FeedForward(dim, config.ff_dim, activation=config.activation,
+                                        dropout=config.activation_dropout)
         self.blocks = _blocks(config, 3)
 
     def forward(self, x: torch.Tensor, *, memory: KeyValues, src_mask: torch.Tensor, cache: KeyValues | None = None,
