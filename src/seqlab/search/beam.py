@@ -88,10 +88,10 @@ def _sequential(
         tokens = torch.cat((tokens, prev.unsqueeze(1)), dim=1)
         attn = torch.cat((attn, out.attention.float().unsqueeze(1)), dim=1)
         done = prev == EOS_ID
-        for i in done.nonzero().view(-1).tolist():
-            finished[int(rows[i])].append(
-                _hypothesis(tokens[i, :-1], float(log_prob[i]), attn[i], int(lengths[i]), config)
-            )
+        ended = done.nonzero().view(-1)
+        if ended.numel():
+            _record(finished, sentences=rows[ended], tokens=tokens[ended, :-1], log_probs=log_prob[ended],
+                    attention=attn[ended], src_lengths=lengths[ended], config=config)
         keep = (~done).nonzero().view(-1)
         if keep.numel() < rows.numel():
             rows, lengths, limits, minimums = rows[keep], lengths[keep], limits[keep], minimums[keep]
@@ -102,11 +102,20 @@ def _sequential(
     return [sorted(hyps, key=lambda h: h.score, reverse=True) for hyps in finished]
 
 
-def _hypothesis(tokens: torch.Tensor, log_prob: float, attention: torch.Tensor, src_len: int, config: DecodeConfig) -> Hypothesis:
-    """tokens: (t,) without EOS; attention: (t + 1, S)."""
-    score = log_prob / float(length_penalty(tokens.numel() + 1, config.length_penalty))
-    penalty = coverage_penalty(attention.sum(0, keepdim=True), torch.tensor([src_len], device=attention.device), config.coverage_penalty)
-    return Hypothesis(tokens.tolist(), score + float(penalty[0]), log_prob, attention.float().cpu())
+def _record(finished: list[list[Hypothesis]], *, sentences: torch.Tensor, tokens: torch.Tensor, log_probs: torch.Tensor,
+            attention: torch.Tensor, src_lengths: torch.Tensor, config: DecodeConfig) -> None:
+    """Add m hypotheses that end at this step, all t tokens long, to their sentences' lists.
+
+    sentences, log_probs, src_lengths: (m,); tokens: (m, t) without EOS; attention: (m, t + 1, S).
+    One batch of tensor operations and host copies for all m: the per-hypothesis indexing this
+    replaces cost more than the search's own arithmetic once many beams end at once.
+    """
+    divisor = float(length_penalty(tokens.size(1) + 1, config.length_penalty))
+    penalties = coverage_penalty(attention.sum(1), src_lengths, config.coverage_penalty).tolist()
+    attention = attention.float().cpu()
+    for k, (sentence, pieces, log_prob, penalty) in enumerate(
+            zip(sentences.tolist(), tokens.tolist(), log_probs.tolist(), penalties)):
+        finished[sentence].append(Hypothesis(pieces, log_prob / divisor + penalty, log_prob, attention[k]))
 
 
 def greedy_search(model: Searchable, src: torch.Tensor, src_lengths: torch.Tensor, config: DecodeConfig,
@@ -221,12 +230,13 @@ def _finish(finished, beams: _Beams, step_attention, top_scores, top_tokens, par
 
     top_scores, top_tokens, parents: (n, K); step_attention: (n*K, S) this step's weights.
     """
-    ended = ((top_tokens == EOS_ID) & torch.isfinite(top_scores)).nonzero().tolist()
-    for i, j in ended:
-        row = int(parents[i, j])
-        attention = torch.cat((beams.attn[row], step_attention[row].float().unsqueeze(0)), dim=0)
-        hyp = _hypothesis(beams.tokens[row], float(top_scores[i, j]), attention, int(beams.lengths[i]), config)
-        finished[int(beams.index[i])].append(hyp)
+    i, j = ((top_tokens == EOS_ID) & torch.isfinite(top_scores)).nonzero(as_tuple=True)
+    if i.numel() == 0:
+        return
+    rows = parents[i, j]
+    attention = torch.cat((beams.attn[rows], step_attention[rows].float().unsqueeze(1)), dim=1)
+    _record(finished, sentences=beams.index[i], tokens=beams.tokens[rows], log_probs=top_scores[i, j],
+            attention=attention, src_lengths=beams.lengths[i], config=config)
 
 
 def _sentences_done(finished: list[list[Hypothesis]], beams: _Beams, config: DecodeConfig) -> torch.Tensor:
