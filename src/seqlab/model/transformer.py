@@ -27,7 +27,6 @@ from seqlab.model.transformer_layers import (
     KeyValues,
     Positions,
 )
-from seqlab.model.self_cache import SelfCache
 from seqlab.tokenizer import PAD_ID
 
 
@@ -36,13 +35,13 @@ class TransformerState:
     """What decoding needs, for N rows (sentences, or sentences x beams).
 
     cache: per decoder layer, the self-attention keys/values of the t positions
-    fed so far, N rows. The encoder side has one row per source (n rows),
+    fed so far, (N, H, t, Dh). The encoder side has one row per source (n rows),
     shared by the ``rows_per_source`` = N / n consecutive rows that decode it:
     cross: per decoder layer, keys/values of the encoder states (n, H, S, Dh);
     src_mask: (n, S) True on tokens; src_ids: (n, S).
     """
 
-    cache: tuple[SelfCache, ...]
+    cache: tuple[KeyValues, ...]
     cross: tuple[KeyValues, ...]
     src_mask: torch.Tensor
     src_ids: torch.Tensor
@@ -52,13 +51,13 @@ class TransformerState:
     @property
     def position(self) -> int:
         """Positions fed so far: the next token's position."""
-        return self.cache[0].length
+        return self.cache[0].keys.size(2)
 
     def select(self, index: torch.Tensor) -> TransformerState:
         """Rows ``index`` (drop finished sentences, expand to beams); the encoder-side fields follow."""
         sources, width = shared_sources(torch.div(index, self.rows_per_source, rounding_mode="floor"))
         return TransformerState(
-            cache=tuple(layer.rows(index) for layer in self.cache),
+            cache=_rows(self.cache, index),
             cross=_rows(self.cross, sources),
             src_mask=self.src_mask.index_select(0, sources),
             src_ids=self.src_ids.index_select(0, sources),
@@ -68,16 +67,16 @@ class TransformerState:
 
     def reorder(self, index: torch.Tensor) -> TransformerState:
         """Follow beam back-pointers; ``index`` stays within each sentence's rows, so the encoder side stays."""
-        return replace(self, cache=tuple(layer.rows(index) for layer in self.cache))
+        return replace(self, cache=_rows(self.cache, index))
 
 
 @dataclass(frozen=True)
 class Decoded:
-    """hidden: (N, T, D) the decoder's normed outputs; cache: per layer, keys/values of every position so far
-    (None when teacher forcing); attention: (N, T, S) the last layer's cross-attention, or None when not asked for."""
+    """hidden: (N, T, D) the decoder's normed outputs; cache: per layer, keys/values of every position so far;
+    attention: (N, T, S) the last layer's cross-attention, or None when not asked for."""
 
     hidden: torch.Tensor
-    cache: tuple[SelfCache | None, ...]
+    cache: tuple[KeyValues, ...]
     attention: torch.Tensor | None
 
 
@@ -153,8 +152,8 @@ class Transformer(OutputSpace):
         memory = self.encoder_states(src, mask)
         cross = tuple(layer.cross_attention.project(memory) for layer in self.decoder_layers)
         heads = self.config.heads
-        cache = tuple(SelfCache.empty(src.size(0), heads, self.config.model_dim // heads, like=memory)
-                      for _ in self.decoder_layers)
+        empty = memory.new_zeros(src.size(0), heads, 0, self.config.model_dim // heads)
+        cache = tuple(KeyValues(empty, empty) for _ in self.decoder_layers)
         copy = None if self.copy_head is None else self.copy_head.project(memory)
         return TransformerState(cache=cache, cross=cross, src_mask=mask, src_ids=src, copy=copy)
 

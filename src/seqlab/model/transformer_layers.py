@@ -3,8 +3,8 @@
 Attention runs through ``torch.nn.functional.scaled_dot_product_attention``
 (fused kernels on CPU and GPU). Keys and values are projected by the caller's
 request and handed back to it (:class:`KeyValues`): the decoder's self-attention
-cache (:class:`SelfCache`) and the cross-attention's per-source keys live in the
-search state, never on the modules.
+cache and the cross-attention's per-source keys live in the search state, never
+on the modules.
 
 Shapes: B batch rows, T queries, S keys, H heads, D model width, Dh = D / H.
 """
@@ -20,7 +20,6 @@ from torch.nn import functional as F
 from seqlab.core.errors import ConfigError
 from seqlab.core.run_config import ModelConfig
 from seqlab.model.dropout import Dropout
-from seqlab.model.self_cache import SelfCache
 
 
 @dataclass(frozen=True)
@@ -131,11 +130,11 @@ class EncoderLayer(nn.Module):
 
 @dataclass(frozen=True)
 class DecoderLayerOutput:
-    """x: (N, T, D); cache: self-attention keys/values of every position so far, None when teacher
-    forcing; weights: cross-attention (N, T, S) or None."""
+    """x: (N, T, D); cache: self-attention keys/values of every position so far (N, H, t, Dh);
+    weights: cross-attention (N, T, S) or None."""
 
     x: torch.Tensor
-    cache: SelfCache | None
+    cache: KeyValues
     weights: torch.Tensor | None
 
 
@@ -149,24 +148,21 @@ class DecoderLayer(nn.Module):
                                         dropout=config.activation_dropout)
         self.blocks = _blocks(config, 3)
 
-    def forward(self, x: torch.Tensor, *, memory: KeyValues, src_mask: torch.Tensor, cache: SelfCache | None = None,
+    def forward(self, x: torch.Tensor, *, memory: KeyValues, src_mask: torch.Tensor, cache: KeyValues | None = None,
                 weights: bool = False) -> DecoderLayerOutput:
         """x: (N, T, D) the next T positions; memory: this layer's cross keys/values (n, H, S, Dh) and
         src_mask: (n, S), one row per source, shared by the N / n consecutive rows that decode it.
 
-        cache: keys/values of the t earlier positions, for one new position (T = 1); None for
+        cache: keys/values of the t earlier positions (N, H, t, Dh), for one new position (T = 1); None for
         teacher forcing from position 0 (causal self-attention over x).
         """
         assert cache is None or x.size(1) == 1, "a cached step feeds one position"
         attend_self, attend_source, feed_forward = self.blocks
         h = attend_self.inputs(x)
-        kv = self.self_attention.project(h)
-        if cache is not None:
-            cache = cache.append(kv.keys, kv.values)
-            kv = KeyValues(cache.keys, cache.values)
+        cache = self._extend(cache, self.self_attention.project(h))
         # Several positions at once come only from position 0 (teacher forcing) and need the causal mask;
         # an incremental step's one query may see every cached position.
-        x = attend_self.add(x, self.self_attention(h, kv, causal=h.size(1) > 1).out)
+        x = attend_self.add(x, self.self_attention(h, cache, causal=h.size(1) > 1).out)
         h = attend_source.inputs(x)
         # The rows of one source become extra queries of that source, (N, T) -> (n, N / n * T):
         # beams share the source's keys instead of copying them.
@@ -176,6 +172,12 @@ class DecoderLayer(nn.Module):
         x = feed_forward.add(x, self.feed_forward(feed_forward.inputs(x)))
         seen = None if cross.weights is None else cross.weights.reshape(*h.shape[:2], -1)
         return DecoderLayerOutput(x=x, cache=cache, weights=seen)
+
+    @staticmethod
+    def _extend(cache: KeyValues | None, new: KeyValues) -> KeyValues:
+        if cache is None:
+            return new
+        return KeyValues(torch.cat((cache.keys, new.keys), dim=2), torch.cat((cache.values, new.values), dim=2))
 
 
 class Positions(nn.Module):
