@@ -270,9 +270,10 @@ def test_target_output_vocab_scores_only_its_pieces_and_steps_like_it_trains() -
     assert model.piece_ids([4, 8, EOS_ID]) == [5, 12, EOS_ID]
 
 
-def test_target_output_vocab_needs_its_ids_and_excludes_copy_and_tying() -> None:
+def test_target_output_vocab_needs_its_ids_and_excludes_copy_and_the_rnns_tying() -> None:
     with pytest.raises(ValueError, match="output_ids"):
         tiny_model(output_vocab="target")
-    for key in ("copy", "tie_embeddings"):
-        with pytest.raises(ConfigError, match=f"model.output_vocab: 'target' cannot be combined with model.{key}"):
-            tiny_config(output_vocab="target", **{key: True})
+    with pytest.raises(ConfigError, match="model.output_vocab: 'target' cannot be combined with model.copy"):
+        tiny_config(output_vocab="target", copy=True)
+    with pytest.raises(ConfigError, match="model.tie_embeddings: with model.arch: rnn it needs model.output_vocab: full"):
+        tiny_config(output_vocab="target", tie_embeddings=True)

@@ -65,9 +65,10 @@ def test_incremental_steps_equal_teacher_forcing_at_every_position(overrides: di
             torch.testing.assert_close(step.log_probs, forced[:, t], rtol=0, atol=1e-5)
 
 
-def test_incremental_steps_equal_teacher_forcing_in_the_target_output_space() -> None:
+@pytest.mark.parametrize("tied", [False, True], ids=["untied", "tied-rows"])
+def test_incremental_steps_equal_teacher_forcing_in_the_target_output_space(tied: bool) -> None:
     output_ids = torch.tensor([0, 1, 2, 3, 7, 8, 9, 11, 12, 20])
-    model = make(tiny(output_vocab="target"), output_ids=output_ids)
+    model = make(tiny(output_vocab="target", tie_embeddings=tied), output_ids=output_ids)
     src, src_lengths = pad(SOURCES[:1])
     tgt_pieces = torch.tensor([[BOS_ID, 7, 20, 9]])
     with torch.no_grad():
@@ -78,6 +79,26 @@ def test_incremental_steps_equal_teacher_forcing_in_the_target_output_space() ->
             step = model.decode_step(model.to_output(torch.tensor([piece])), state)
             state = step.state
             torch.testing.assert_close(step.log_probs, forced[:, t], rtol=0, atol=1e-5)
+
+
+def test_tied_target_outputs_are_the_embedding_rows_of_their_pieces_and_follow_its_updates() -> None:
+    output_ids = torch.tensor([0, 1, 2, 3, 7, 8, 9, 11, 12, 20])
+    model = make(tiny(output_vocab="target", tie_embeddings=True, share_embeddings=False), output_ids=output_ids)
+    assert [name for name, _ in model.output.named_parameters()] == ["bias"]
+    hidden = torch.randn(2, 3, 16)
+    with torch.no_grad():
+        model.output.bias.normal_()
+        expected = hidden @ model.tgt_embed.weight[output_ids].T + model.output.bias
+        torch.testing.assert_close(model.output(hidden, model.tgt_embed.weight, model.output_ids), expected)
+        model.tgt_embed.weight.mul_(2.0)  # an in-place update (as an optimizer step) must not leave stale rows
+        torch.testing.assert_close(model.output(hidden, model.tgt_embed.weight, model.output_ids),
+                                   hidden @ model.tgt_embed.weight[output_ids].T + model.output.bias)
+    src, src_lengths = pad(SOURCES[:1])
+    model(src, src_lengths, torch.tensor([[BOS_ID, 5, 6]])).log_probs[..., 9].sum().backward()
+    used = model.tgt_embed.weight.grad.abs().sum(-1)
+    assert used[20] > 0  # an output piece the decoder never read: only the output rows reach it
+    assert used[5] > 0 and used[6] > 0  # input pieces outside the output space: only their embedding use
+    assert used[10] == 0  # in neither
 
 
 @pytest.mark.parametrize("copy", [False, True], ids=["cross-attention", "copy-head"])

@@ -48,10 +48,14 @@ def run(tiny: Tiny, tmp_path: Path, *, resume=None, live=None, seed: int = 1234,
                  info={"corpus": "tiny"}, resume=resume, live=live)
 
 
-@pytest.mark.parametrize("copy", [False, True], ids=["plain", "copy"])
-def test_trains_and_the_checkpoint_rebuilds_the_transformer(tiny: Tiny, tmp_path: Path, copy: bool) -> None:
+VARIANTS = {"plain": {}, "copy": dict(copy=True), "tied-target": dict(tie_embeddings=True, output_vocab="target")}
+
+
+@pytest.mark.parametrize("overrides", VARIANTS.values(), ids=VARIANTS.keys())
+def test_trains_and_the_checkpoint_rebuilds_the_transformer(tiny: Tiny, tmp_path: Path, overrides: dict) -> None:
     live = FakeLive()
-    config = replace(TRANSFORMER, copy=copy)
+    config = replace(TRANSFORMER, **overrides)
+    copy = config.copy
     run(tiny, tmp_path, live=live, model=config, epochs=3, label_smoothing=0.1, schedule="inverse_sqrt",
         warmup_steps=4)
     losses = live.values("train/loss")
@@ -59,6 +63,8 @@ def test_trains_and_the_checkpoint_rebuilds_the_transformer(tiny: Tiny, tmp_path
     loaded = load_checkpoint(tmp_path / "model.pt")
     assert isinstance(loaded.model, Transformer) and loaded.model.config == config
     assert (loaded.model.copy_head is not None) == copy
+    if config.output_vocab == "target":  # the saved output rows are the saved embedding's, not a copy
+        assert loaded.model.output_ids is not None and "output.weight" not in loaded.model.state_dict()
     results = decode_texts(["one", "twenty-two"], model=loaded.model, tokenizer=loaded.tokenizer,
                            config=DecodeConfig(beam_size=3), device=CPU)
     assert len(results) == 2 and all(r.hypotheses for r in results)

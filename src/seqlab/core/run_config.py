@@ -69,9 +69,8 @@ class ModelConfig:
                 raise ConfigError(f"model.{name}: must be in [0, 1)")
         if self.coverage_loss_weight < 0:
             raise ConfigError("model.coverage_loss_weight: must be non-negative")
-        for name in ("copy", "tie_embeddings"):  # both need an output for every piece
-            if self.output_vocab == "target" and getattr(self, name):
-                raise ConfigError(f"model.output_vocab: 'target' cannot be combined with model.{name}: true")
+        if self.output_vocab == "target" and self.copy:  # copying can emit any source piece
+            raise ConfigError("model.output_vocab: 'target' cannot be combined with model.copy: true")
         self._check_arch_keys()
         if self.arch == "rnn":
             self._check_rnn()
@@ -88,6 +87,8 @@ class ModelConfig:
                 )
 
     def _check_rnn(self) -> None:
+        if self.tie_embeddings and self.output_vocab == "target":  # the transformer ties the target rows
+            raise ConfigError("model.tie_embeddings: with model.arch: rnn it needs model.output_vocab: full")
         if self.tie_embeddings and self.embed_dim != self.hidden_dim:
             raise ConfigError("model.tie_embeddings: needs model.embed_dim == model.hidden_dim")
         if self.attention == "dot" and self.memory_dim != self.hidden_dim:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from seqlab.tokenizer import UNK_ID
 
@@ -59,3 +60,29 @@ class OutputSpace(nn.Module):
     def piece_ids(self, outputs: list[int]) -> list[int]:
         """A finished hypothesis' output indices as piece ids, for the tokenizer."""
         return outputs if self._output_table is None else [self._output_table[i] for i in outputs]
+
+
+class TiedRowsOutput(nn.Module):
+    """The output layer of a model with tied embeddings and ``output_vocab: target``: its weight is
+    the target embedding's rows of the output pieces (V_out, D), its bias (V_out,) its own.
+
+    Search runs without gradients; there the gathered rows are kept until the embedding
+    changes (another tensor, or an in-place update bumps its version), so a step does
+    not copy them again."""
+
+    def __init__(self, outputs: int) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(outputs))
+        self._kept: tuple[tuple, torch.Tensor] | None = None
+
+    def forward(self, hidden: torch.Tensor, embedding: torch.Tensor, output_ids: torch.Tensor) -> torch.Tensor:
+        """hidden: (..., D); embedding: (V, D) the target embedding's weight -> logits (..., V_out)."""
+        return F.linear(hidden, self._rows(embedding, output_ids), self.bias)
+
+    def _rows(self, embedding: torch.Tensor, output_ids: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            return embedding.index_select(0, output_ids)
+        key = (embedding.data_ptr(), embedding._version, embedding.dtype, embedding.device)
+        if self._kept is None or self._kept[0] != key:
+            self._kept = (key, embedding.index_select(0, output_ids))
+        return self._kept[1]

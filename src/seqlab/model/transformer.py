@@ -18,7 +18,7 @@ from torch import nn
 from seqlab.core.run_config import ModelConfig
 from seqlab.model.state import shared_sources
 from seqlab.model.dropout import Dropout
-from seqlab.model.output_space import OutputSpace
+from seqlab.model.output_space import OutputSpace, TiedRowsOutput
 from seqlab.model.seq2seq import ModelOutput, StepOutput
 from seqlab.model.transformer_copy import CopyHead, mix_copy
 from seqlab.model.transformer_layers import (
@@ -115,10 +115,12 @@ class Transformer(OutputSpace):
         pre = config.norm == "pre"
         self.encoder_norm = nn.LayerNorm(dim) if pre else nn.Identity()
         self.decoder_norm = nn.LayerNorm(dim) if pre else nn.Identity()
-        self.output = nn.Linear(dim, outputs)
+        # Tied with output_vocab: target, the output weight is the embedding's rows of the output pieces.
+        rows = config.tie_embeddings and output_ids is not None
+        self.output = TiedRowsOutput(outputs) if rows else nn.Linear(dim, outputs)
         self.copy_head = CopyHead(dim) if config.copy else None
         self._init_weights()
-        if config.tie_embeddings:
+        if config.tie_embeddings and not rows:
             self.output.weight = self.tgt_embed.weight
 
     def _init_weights(self) -> None:
@@ -193,7 +195,10 @@ class Transformer(OutputSpace):
         return Decoded(hidden=self.decoder_norm(x), cache=tuple(caches), attention=out.weights)
 
     def _scores(self, hidden: torch.Tensor, embedded: torch.Tensor, state: TransformerState) -> Scores:
-        logits = self.output(hidden)
+        if isinstance(self.output, TiedRowsOutput):
+            logits = self.output(hidden, self.tgt_embed.weight, self.output_ids)
+        else:
+            logits = self.output(hidden)
         if self.copy_head is None:
             return Scores(scores=logits, normalized=False, attention=None)
         copy = self.copy_head(hidden, embedded, state.copy, src_mask=state.src_mask)
