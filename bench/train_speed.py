@@ -4,6 +4,7 @@
     python bench/train_speed.py --output-vocab 3962 --name multi30k-target   # the Multi30k preset's output layer
     python bench/train_speed.py --hidden 256 --embed 128 --vocab 150 --name numbers
     python bench/train_speed.py --arch transformer --embed 256 --hidden 1024 --output-vocab 3962 --name transformer-multi30k
+    python bench/train_speed.py --arch transformer --embed 256 --hidden 1024 --output-vocab 3962 --layers 6 --decoder-layers 1 --tie --batch 140 --name transformer-multi30k-6-1   # the preset
 
 Times forward + backward + Adam steps on random batches shaped like Multi30k
 (64 sentences, source ~13 and target ~14 pieces, bucketed by length), in fp32 and with bf16
@@ -125,20 +126,23 @@ def throughput(model, batches, *, bf16: bool, steps: int, device: torch.device) 
     return tokens / elapsed
 
 
-def bench_config(arch: str, *, embed: int, hidden: int, heads: int, layers: int, output_vocab: int) -> ModelConfig:
+def bench_config(arch: str, *, embed: int, hidden: int, heads: int, layers: int, output_vocab: int,
+                 decoder_layers: int = 0, tie: bool = False) -> ModelConfig:
     """The benchmarked model: the RNN (emb ``embed``, hidden ``hidden``) or a Transformer (model_dim ``embed``,
-    feed-forward ``hidden``, ``layers`` each side, pre-norm, the usual dropouts)."""
+    feed-forward ``hidden``, ``layers`` encoder layers and ``decoder_layers`` (0: as many) decoder ones,
+    pre-norm, the usual dropouts, the output layer tied to the embedding with ``tie``)."""
     vocab_kind = "target" if output_vocab else "full"
     if arch == "transformer":
         return ModelConfig(arch="transformer", model_dim=embed, ff_dim=hidden, heads=heads, encoder_layers=layers,
-                           decoder_layers=layers, dropout=0.1, output_vocab=vocab_kind)
+                           decoder_layers=decoder_layers or layers, dropout=0.1, output_vocab=vocab_kind,
+                           tie_embeddings=tie)
     return ModelConfig(embed_dim=embed, hidden_dim=hidden, attention_dim=hidden, dropout=0.1, output_vocab=vocab_kind)
 
 
 def describe(c: ModelConfig, *, vocab: int, outputs: int) -> str:
     if c.arch == "transformer":
         return (f"transformer {c.encoder_layers}+{c.decoder_layers} layers, d {c.model_dim}, {c.heads} heads, "
-                f"ff {c.ff_dim}, {c.norm}-norm, vocab {vocab}, {outputs} outputs")
+                f"ff {c.ff_dim}, {c.norm}-norm, vocab {vocab}, {outputs} outputs{', tied' if c.tie_embeddings else ''}")
     return f"emb {c.embed_dim}, hidden {c.hidden_dim}, BiLSTM, Bahdanau, input feeding, vocab {vocab}, {outputs} outputs"
 
 
@@ -158,13 +162,18 @@ def describe(c: ModelConfig, *, vocab: int, outputs: int) -> str:
               help="transformer: --embed is model_dim, --hidden the feed-forward width.")
 @click.option("--heads", default=4, show_default=True, help="Transformer attention heads.")
 @click.option("--layers", default=3, show_default=True, help="Transformer layers on each side.")
+@click.option("--decoder-layers", default=0, show_default=True, help="Transformer decoder layers (0: --layers).")
+@click.option("--tie/--no-tie", default=False, show_default=True,
+              help="Transformer: the output layer is the target embedding's rows (model.tie_embeddings).")
 @click.option("--repeats", default=3, show_default=True,
               help="Interleaved rounds of peak, fp32 and bf16 timings; medians are reported (the machine drifts).")
 def main(embed: int, hidden: int, vocab: int, batch_size: int, src_len: int, tgt_len: int, steps: int, name: str,
-         device_name: str, output_vocab: int, arch: str, heads: int, layers: int, repeats: int) -> None:
+         device_name: str, output_vocab: int, arch: str, heads: int, layers: int, decoder_layers: int, tie: bool,
+         repeats: int) -> None:
     torch.manual_seed(0)
     device = torch.device(device_name)
-    config = bench_config(arch, embed=embed, hidden=hidden, heads=heads, layers=layers, output_vocab=output_vocab)
+    config = bench_config(arch, embed=embed, hidden=hidden, heads=heads, layers=layers, output_vocab=output_vocab,
+                          decoder_layers=decoder_layers, tie=tie)
     output_ids = torch.arange(output_vocab) if output_vocab else None
     outputs = output_vocab or vocab
     model = build_model(config, src_vocab=vocab, tgt_vocab=vocab, output_ids=output_ids).train().to(device)

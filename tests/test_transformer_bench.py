@@ -20,12 +20,15 @@ sys.path.insert(0, str(ROOT / "bench"))
 from train_speed import bench_config, flops_per_target_token  # noqa: E402  (bench scripts import siblings by name)
 
 
-@pytest.mark.parametrize(("src_len", "tgt_len", "layers"), [(7, 5, 1), (4, 9, 2)])
-def test_transformer_flops_match_the_counted_forward(src_len: int, tgt_len: int, layers: int) -> None:
+@pytest.mark.parametrize(("src_len", "tgt_len", "layers", "decoder_layers"), [(7, 5, 1, 0), (4, 9, 2, 0), (6, 5, 3, 1)])
+def test_transformer_flops_match_the_counted_forward(src_len: int, tgt_len: int, layers: int,
+                                                     decoder_layers: int) -> None:
     """Forward FLOPs counted by torch (attention on its math kernel, made of countable matmuls) on unpadded
     batches equal a third of the analytic training count (backward is twice the forward)."""
     vocab, batch = 50, 3
-    config = bench_config("transformer", embed=16, hidden=24, heads=2, layers=layers, output_vocab=0)
+    config = bench_config("transformer", embed=16, hidden=24, heads=2, layers=layers, output_vocab=0,
+                          decoder_layers=decoder_layers, tie=bool(decoder_layers))
+    assert config.decoder_layers == (decoder_layers or layers)
     model = build_model(config, src_vocab=vocab, tgt_vocab=vocab).eval()
     rng = np.random.default_rng(0)
     # tgt_in is BOS + target: tgt_len positions from tgt_len - 1 target pieces
