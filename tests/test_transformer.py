@@ -81,24 +81,35 @@ def test_incremental_steps_equal_teacher_forcing_in_the_target_output_space(tied
             torch.testing.assert_close(step.log_probs, forced[:, t], rtol=0, atol=1e-5)
 
 
-def test_tied_target_outputs_are_the_embedding_rows_of_their_pieces_and_follow_its_updates() -> None:
+def test_tied_target_outputs_are_the_embedding_rows_of_their_pieces_as_the_optimizer_leaves_them() -> None:
     output_ids = torch.tensor([0, 1, 2, 3, 7, 8, 9, 11, 12, 20])
     model = make(tiny(output_vocab="target", tie_embeddings=True, share_embeddings=False), output_ids=output_ids)
     assert [name for name, _ in model.output.named_parameters()] == ["bias"]
-    hidden = torch.randn(2, 3, 16)
-    with torch.no_grad():
-        model.output.bias.normal_()
-        expected = hidden @ model.tgt_embed.weight[output_ids].T + model.output.bias
-        torch.testing.assert_close(model.output(hidden, model.tgt_embed.weight, model.output_ids), expected)
-        model.tgt_embed.weight.mul_(2.0)  # an in-place update (as an optimizer step) must not leave stale rows
-        torch.testing.assert_close(model.output(hidden, model.tgt_embed.weight, model.output_ids),
-                                   hidden @ model.tgt_embed.weight[output_ids].T + model.output.bias)
     src, src_lengths = pad(SOURCES[:1])
+    prev = torch.tensor([BOS_ID])
+
+    def step_and_expected() -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            state = model.encode(src, src_lengths)
+            hidden = model._decode(model._embed(model.tgt_embed, prev.unsqueeze(1), 0), state, incremental=True).hidden
+            logits = hidden[:, 0] @ model.tgt_embed.weight[output_ids].T + model.output.bias
+            return model.decode_step(prev, state).log_probs, torch.log_softmax(logits, -1)
+
+    torch.testing.assert_close(*step_and_expected())
+    before = step_and_expected()[0]
+    # fused Adam updates the weights in place without bumping their version: nothing may keep stale rows
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1, fused=True)
+    model.train()
     model(src, src_lengths, torch.tensor([[BOS_ID, 5, 6]])).log_probs[..., 9].sum().backward()
     used = model.tgt_embed.weight.grad.abs().sum(-1)
     assert used[20] > 0  # an output piece the decoder never read: only the output rows reach it
     assert used[5] > 0 and used[6] > 0  # input pieces outside the output space: only their embedding use
     assert used[10] == 0  # in neither
+    optimizer.step()
+    model.eval()
+    after, expected = step_and_expected()
+    torch.testing.assert_close(after, expected)
+    assert not torch.allclose(after, before)
 
 
 @pytest.mark.parametrize("copy", [False, True], ids=["cross-attention", "copy-head"])

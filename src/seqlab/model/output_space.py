@@ -62,27 +62,17 @@ class OutputSpace(nn.Module):
         return outputs if self._output_table is None else [self._output_table[i] for i in outputs]
 
 
-class TiedRowsOutput(nn.Module):
-    """The output layer of a model with tied embeddings and ``output_vocab: target``: its weight is
-    the target embedding's rows of the output pieces (V_out, D), its bias (V_out,) its own.
 
-    Search runs without gradients; there the gathered rows are kept until the embedding
-    changes (another tensor, or an in-place update bumps its version), so a step does
-    not copy them again."""
+class TiedRowsOutput(nn.Module):
+    """The output layer of a model with tied embeddings and ``output_vocab: target``: its weight
+    is the target embedding's rows of the output pieces, its bias (V_out,) its own. The model
+    gathers the rows once per forward pass or search (``encode``), not once per step, and never
+    keeps them past it: an optimizer step (fused Adam included) changes the embedding in place."""
 
     def __init__(self, outputs: int) -> None:
         super().__init__()
         self.bias = nn.Parameter(torch.zeros(outputs))
-        self._kept: tuple[tuple, torch.Tensor] | None = None
 
-    def forward(self, hidden: torch.Tensor, embedding: torch.Tensor, output_ids: torch.Tensor) -> torch.Tensor:
-        """hidden: (..., D); embedding: (V, D) the target embedding's weight -> logits (..., V_out)."""
-        return F.linear(hidden, self._rows(embedding, output_ids), self.bias)
-
-    def _rows(self, embedding: torch.Tensor, output_ids: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled():
-            return embedding.index_select(0, output_ids)
-        key = (embedding.data_ptr(), embedding._version, embedding.dtype, embedding.device)
-        if self._kept is None or self._kept[0] != key:
-            self._kept = (key, embedding.index_select(0, output_ids))
-        return self._kept[1]
+    def forward(self, hidden: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """hidden: (..., D); rows: (V_out, D) -> logits (..., V_out)."""
+        return F.linear(hidden, rows, self.bias)

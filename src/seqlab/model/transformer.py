@@ -38,7 +38,8 @@ class TransformerState:
     fed so far, (N, H, t, Dh). The encoder side has one row per source (n rows),
     shared by the ``rows_per_source`` = N / n consecutive rows that decode it:
     cross: per decoder layer, keys/values of the encoder states (n, H, S, Dh);
-    src_mask: (n, S) True on tokens; src_ids: (n, S).
+    src_mask: (n, S) True on tokens; src_ids: (n, S). output_rows: (V_out, D) the
+    output weight with tied target rows (gathered at ``encode``), else None.
     """
 
     cache: tuple[KeyValues, ...]
@@ -47,6 +48,7 @@ class TransformerState:
     src_ids: torch.Tensor
     rows_per_source: int = 1
     copy: KeyValues | None = None  # the copy head's keys/values (n, 1, S, ...), with model.copy
+    output_rows: torch.Tensor | None = None
 
     @property
     def position(self) -> int:
@@ -63,6 +65,7 @@ class TransformerState:
             src_ids=self.src_ids.index_select(0, sources),
             rows_per_source=width,
             copy=None if self.copy is None else _rows((self.copy,), sources)[0],
+            output_rows=self.output_rows,
         )
 
     def reorder(self, index: torch.Tensor) -> TransformerState:
@@ -157,7 +160,9 @@ class Transformer(OutputSpace):
         empty = memory.new_zeros(src.size(0), heads, 0, self.config.model_dim // heads)
         cache = tuple(KeyValues(empty, empty) for _ in self.decoder_layers)
         copy = None if self.copy_head is None else self.copy_head.project(memory)
-        return TransformerState(cache=cache, cross=cross, src_mask=mask, src_ids=src, copy=copy)
+        tied_rows = isinstance(self.output, TiedRowsOutput)
+        rows = self.tgt_embed.weight.index_select(0, self.output_ids) if tied_rows else None
+        return TransformerState(cache=cache, cross=cross, src_mask=mask, src_ids=src, copy=copy, output_rows=rows)
 
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor) -> ModelOutput:
         """Teacher forcing. tgt_in: (B, T) BOS + target. Scores (B, T, V_out); padded target positions
@@ -195,10 +200,7 @@ class Transformer(OutputSpace):
         return Decoded(hidden=self.decoder_norm(x), cache=tuple(caches), attention=out.weights)
 
     def _scores(self, hidden: torch.Tensor, embedded: torch.Tensor, state: TransformerState) -> Scores:
-        if isinstance(self.output, TiedRowsOutput):
-            logits = self.output(hidden, self.tgt_embed.weight, self.output_ids)
-        else:
-            logits = self.output(hidden)
+        logits = self.output(hidden) if state.output_rows is None else self.output(hidden, state.output_rows)
         if self.copy_head is None:
             return Scores(scores=logits, normalized=False, attention=None)
         copy = self.copy_head(hidden, embedded, state.copy, src_mask=state.src_mask)
