@@ -62,7 +62,6 @@ class OutputSpace(nn.Module):
         return outputs if self._output_table is None else [self._output_table[i] for i in outputs]
 
 
-
 class TiedRowsOutput(nn.Module):
     """The output layer of a model with tied embeddings and ``output_vocab: target``: its weight
     is the target embedding's rows of the output pieces, its bias (V_out,) its own. The model
