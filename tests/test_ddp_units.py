@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +101,38 @@ def test_a_torchrun_world_other_than_the_params_is_refused_in_one_line() -> None
     with pytest.raises(SeqlabError) as info:
         check_world(TrainConfig(nproc_per_node=2, nnodes=1), 4)
     assert str(info.value) == "train.nproc_per_node x train.nnodes: 2 x 1 = 2 processes, but torchrun started 4"
+
+
+# A rank that torchrun stops: the first SIGTERM interrupts training, the second arrives while the process
+# is already shutting down (torchrun closes its processes once on the failure and again on its own shutdown).
+SIGTERM_TWICE = """
+import atexit, signal, sys, time
+from seqlab.core.errors import run_stage
+from seqlab.train.launch import as_rank
+
+def on_exit():
+    print("shutting down", flush=True)
+    time.sleep(5)
+
+def main():
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    atexit.register(on_exit)
+    print("training", flush=True)
+    time.sleep(60)
+
+run_stage(as_rank(main) if sys.argv[1] == "rank" else main)
+"""
+
+
+@pytest.mark.parametrize("role", ["rank", "single"])
+def test_a_second_sigterm_on_the_way_out_ends_the_process_without_a_traceback(tmp_path: Path, role: str) -> None:
+    env = {**os.environ, "RANK": "0", "TORCHELASTIC_ERROR_FILE": str(tmp_path / "error.json")} if role == "rank" \
+        else {k: v for k, v in os.environ.items() if k not in ("RANK", "TORCHELASTIC_RUN_ID")}
+    proc = subprocess.Popen([sys.executable, "-c", SIGTERM_TWICE, role], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    for expected in ("training", "shutting down"):
+        assert proc.stdout.readline().strip() == expected
+        proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=30)[1]
+    assert proc.returncode == -signal.SIGTERM, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import torch
 
-from seqlab.core.errors import SeqlabError
+from seqlab.core.errors import SeqlabError, leaving
 from seqlab.core.run_config import TrainConfig
 from seqlab.train.distributed import under_torchrun
 
@@ -114,11 +114,14 @@ def as_rank(main: Callable[[], None]) -> Callable[[], None]:
         try:
             main()
         except SeqlabError as err:
+            leaving()
             _record(path, f"{USER}{err}")
             sys.exit(1)
         except KeyboardInterrupt:
+            leaving()
             sys.exit(130)
         except Exception as err:  # a crash, or a peer's death seen as a broken connection
+            leaving()
             _record(path, f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
             sys.exit(1)
     return wrapped
