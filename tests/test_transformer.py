@@ -91,7 +91,8 @@ def test_tied_target_outputs_are_the_embedding_rows_of_their_pieces_as_the_optim
     def step_and_expected() -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():
             state = model.encode(src, src_lengths)
-            hidden = model._decode(model._embed(model.tgt_embed, prev.unsqueeze(1), 0), state, incremental=True).hidden
+            hidden = model._decode(model._embed(model.tgt_embed, prev.unsqueeze(1), 0), state,
+                                 cache=state.cache.advance()).hidden
             logits = hidden[:, 0] @ model.tgt_embed.weight[output_ids].T + model.output.bias
             return model.decode_step(prev, state).log_probs, torch.log_softmax(logits, -1)
 

@@ -3,8 +3,9 @@
 It offers search and training the same seam: ``encode`` gives a state with
 ``select``/``reorder``, ``decode_step`` one next-token distribution per row, and
 ``forward`` the teacher-forced scores for the loss. Decoding is incremental:
-the state carries each decoder layer's self-attention keys/values of the prefix,
-and the cross-attention keys/values, computed once per source.
+the state carries every decoder layer's self-attention keys/values of the prefix
+(:class:`~seqlab.model.step_cache.StepCache`), and the cross-attention keys/values,
+computed once per source.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from seqlab.model.state import shared_sources
 from seqlab.model.dropout import Dropout
 from seqlab.model.output_space import OutputSpace, TiedRowsOutput
 from seqlab.model.seq2seq import ModelOutput, StepOutput
+from seqlab.model.step_cache import StepCache
 from seqlab.model.transformer_copy import CopyHead, mix_copy
 from seqlab.model.transformer_layers import (
     DecoderLayer,
@@ -34,15 +36,15 @@ from seqlab.tokenizer import PAD_ID
 class TransformerState:
     """What decoding needs, for N rows (sentences, or sentences x beams).
 
-    cache: per decoder layer, the self-attention keys/values of the t positions
-    fed so far, (N, H, t, Dh). The encoder side has one row per source (n rows),
+    cache: every decoder layer's self-attention keys/values of the t positions
+    fed so far, N rows (used once: decode from the state a step returns). The encoder side has one row per source (n rows),
     shared by the ``rows_per_source`` = N / n consecutive rows that decode it:
     cross: per decoder layer, keys/values of the encoder states (n, H, S, Dh);
     src_mask: (n, S) True on tokens; src_ids: (n, S). output_rows: (V_out, D) the
     output weight with tied target rows (gathered at ``encode``), else None.
     """
 
-    cache: tuple[KeyValues, ...]
+    cache: StepCache
     cross: tuple[KeyValues, ...]
     src_mask: torch.Tensor
     src_ids: torch.Tensor
@@ -53,13 +55,13 @@ class TransformerState:
     @property
     def position(self) -> int:
         """Positions fed so far: the next token's position."""
-        return self.cache[0].keys.size(2)
+        return self.cache.length
 
     def select(self, index: torch.Tensor) -> TransformerState:
         """Rows ``index`` (drop finished sentences, expand to beams); the encoder-side fields follow."""
         sources, width = shared_sources(torch.div(index, self.rows_per_source, rounding_mode="floor"))
         return TransformerState(
-            cache=_rows(self.cache, index),
+            cache=self.cache.select(index),
             cross=_rows(self.cross, sources),
             src_mask=self.src_mask.index_select(0, sources),
             src_ids=self.src_ids.index_select(0, sources),
@@ -70,16 +72,15 @@ class TransformerState:
 
     def reorder(self, index: torch.Tensor) -> TransformerState:
         """Follow beam back-pointers; ``index`` stays within each sentence's rows, so the encoder side stays."""
-        return replace(self, cache=_rows(self.cache, index))
+        return replace(self, cache=self.cache.select(index))
 
 
 @dataclass(frozen=True)
 class Decoded:
-    """hidden: (N, T, D) the decoder's normed outputs; cache: per layer, keys/values of every position so far;
-    attention: (N, T, S) the last layer's cross-attention, or None when not asked for."""
+    """hidden: (N, T, D) the decoder's normed outputs; attention: (N, T, S) the last layer's
+    cross-attention, or None when not asked for."""
 
     hidden: torch.Tensor
-    cache: tuple[KeyValues, ...]
     attention: torch.Tensor | None
 
 
@@ -157,8 +158,8 @@ class Transformer(OutputSpace):
         memory = self.encoder_states(src, mask)
         cross = tuple(layer.cross_attention.project(memory) for layer in self.decoder_layers)
         heads = self.config.heads
-        empty = memory.new_zeros(src.size(0), heads, 0, self.config.model_dim // heads)
-        cache = tuple(KeyValues(empty, empty) for _ in self.decoder_layers)
+        cache = StepCache.empty(src.size(0), layers=len(self.decoder_layers), heads=heads,
+                                head_dim=self.config.model_dim // heads, like=memory)
         copy = None if self.copy_head is None else self.copy_head.project(memory)
         tied_rows = isinstance(self.output, TiedRowsOutput)
         rows = self.tgt_embed.weight.index_select(0, self.output_ids) if tied_rows else None
@@ -169,7 +170,7 @@ class Transformer(OutputSpace):
         come last, and causal attention keeps the real ones from seeing them."""
         state = self.encode(src, src_lengths)
         embedded = self._embed(self.tgt_embed, tgt_in, 0)
-        decoded = self._decode(embedded, state, incremental=False)
+        decoded = self._decode(embedded, state, cache=None)
         scores = self._scores(decoded.hidden, embedded, state)
         return ModelOutput(scores=scores.scores, normalized=scores.normalized,
                            coverage_loss=scores.scores.new_zeros((), dtype=torch.float32))
@@ -178,26 +179,26 @@ class Transformer(OutputSpace):
         """prev_tokens: (N,) last emitted output indices. Log-probabilities (N, V_out); attention: (N, S),
         the copy head's with model.copy, else the last decoder layer's cross-attention averaged over heads."""
         embedded = self._embed(self.tgt_embed, self.to_pieces(prev_tokens).unsqueeze(1), state.position)  # (N, 1, D)
-        decoded = self._decode(embedded, state, incremental=True)
+        cache = state.cache.advance()
+        decoded = self._decode(embedded, state, cache=cache)
         scores = self._scores(decoded.hidden, embedded, state)
         log_probs = scores.scores.squeeze(1)
         if not scores.normalized:
             log_probs = torch.log_softmax(log_probs.float(), dim=-1)
         attention = decoded.attention if scores.attention is None else scores.attention
-        return StepOutput(log_probs=log_probs, state=replace(state, cache=decoded.cache),
+        return StepOutput(log_probs=log_probs, state=replace(state, cache=cache),
                           attention=attention.squeeze(1))
 
-    def _decode(self, embedded: torch.Tensor, state: TransformerState, *, incremental: bool) -> Decoded:
-        """embedded: (N, T, D) inputs at the state's next positions; teacher forcing starts at 0 and needs
-        no cache. Search reads the last layer's cross-attention unless the copy head gives its own."""
-        x, caches, last = embedded, [], len(self.decoder_layers) - 1
-        weights = incremental and self.copy_head is None
+    def _decode(self, embedded: torch.Tensor, state: TransformerState, *, cache: StepCache | None) -> Decoded:
+        """embedded: (N, T, D) inputs at the state's next positions: one, stored in ``cache`` (advanced for
+        it), or teacher forcing from position 0 without a cache. Search reads the last layer's
+        cross-attention unless the copy head gives its own."""
+        x, last = embedded, len(self.decoder_layers) - 1
+        weights = cache is not None and self.copy_head is None
         for i, (layer, memory) in enumerate(zip(self.decoder_layers, state.cross)):
-            out = layer(x, memory=memory, src_mask=state.src_mask, cache=state.cache[i] if incremental else None,
-                        weights=weights and i == last)
+            out = layer(x, memory=memory, src_mask=state.src_mask, cache=cache, index=i, weights=weights and i == last)
             x = out.x
-            caches.append(out.cache)
-        return Decoded(hidden=self.decoder_norm(x), cache=tuple(caches), attention=out.weights)
+        return Decoded(hidden=self.decoder_norm(x), attention=out.weights)
 
     def _scores(self, hidden: torch.Tensor, embedded: torch.Tensor, state: TransformerState) -> Scores:
         logits = self.output(hidden) if state.output_rows is None else self.output(hidden, state.output_rows)

@@ -12,6 +12,7 @@ Shapes: B batch rows, T queries, S keys, H heads, D model width, Dh = D / H.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -20,6 +21,9 @@ from torch.nn import functional as F
 from seqlab.core.errors import ConfigError
 from seqlab.core.run_config import ModelConfig
 from seqlab.model.dropout import Dropout
+
+if TYPE_CHECKING:
+    from seqlab.model.step_cache import StepCache
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,11 @@ class MultiHeadAttention(nn.Module):
 
     def project(self, x: torch.Tensor) -> KeyValues:
         """x: (B, S, D) -> keys and values (B, H, S, Dh)."""
-        keys, values = self.key_value(x).chunk(2, dim=-1)
+        return self.split_pair(self.key_value(x))
+
+    def split_pair(self, projected: torch.Tensor) -> KeyValues:
+        """The key_value projection (B, S, 2D) -> keys and values (B, H, S, Dh)."""
+        keys, values = projected.chunk(2, dim=-1)
         return KeyValues(self._split(keys), self._split(values))
 
     def forward(self, x: torch.Tensor, kv: KeyValues, *, mask: torch.Tensor | None = None, causal: bool = False,
@@ -130,11 +138,9 @@ class EncoderLayer(nn.Module):
 
 @dataclass(frozen=True)
 class DecoderLayerOutput:
-    """x: (N, T, D); cache: self-attention keys/values of every position so far (N, H, t, Dh);
-    weights: cross-attention (N, T, S) or None."""
+    """x: (N, T, D); weights: cross-attention (N, T, S) or None."""
 
     x: torch.Tensor
-    cache: KeyValues
     weights: torch.Tensor | None
 
 
@@ -148,21 +154,23 @@ class DecoderLayer(nn.Module):
                                         dropout=config.activation_dropout)
         self.blocks = _blocks(config, 3)
 
-    def forward(self, x: torch.Tensor, *, memory: KeyValues, src_mask: torch.Tensor, cache: KeyValues | None = None,
-                weights: bool = False) -> DecoderLayerOutput:
+    def forward(self, x: torch.Tensor, *, memory: KeyValues, src_mask: torch.Tensor, cache: StepCache | None = None,
+                index: int = 0, weights: bool = False) -> DecoderLayerOutput:
         """x: (N, T, D) the next T positions; memory: this layer's cross keys/values (n, H, S, Dh) and
         src_mask: (n, S), one row per source, shared by the N / n consecutive rows that decode it.
 
-        cache: keys/values of the t earlier positions (N, H, t, Dh), for one new position (T = 1); None for
-        teacher forcing from position 0 (causal self-attention over x).
+        cache: the earlier positions' keys/values, advanced for one new position (T = 1), in which this
+        layer (decoder layer ``index``) stores its own; None for teacher forcing from position 0
+        (causal self-attention over x).
         """
         assert cache is None or x.size(1) == 1, "a cached step feeds one position"
         attend_self, attend_source, feed_forward = self.blocks
         h = attend_self.inputs(x)
-        cache = self._extend(cache, self.self_attention.project(h))
+        projected = self.self_attention.key_value(h)  # (N, T, 2D)
+        seen = self.self_attention.split_pair(projected) if cache is None else cache.write(index, projected)
         # Several positions at once come only from position 0 (teacher forcing) and need the causal mask;
         # an incremental step's one query may see every cached position.
-        x = attend_self.add(x, self.self_attention(h, cache, causal=h.size(1) > 1).out)
+        x = attend_self.add(x, self.self_attention(h, seen, causal=h.size(1) > 1).out)
         h = attend_source.inputs(x)
         # The rows of one source become extra queries of that source, (N, T) -> (n, N / n * T):
         # beams share the source's keys instead of copying them.
@@ -170,14 +178,8 @@ class DecoderLayer(nn.Module):
                                      weights=weights)
         x = attend_source.add(x, cross.out.reshape(h.shape))
         x = feed_forward.add(x, self.feed_forward(feed_forward.inputs(x)))
-        seen = None if cross.weights is None else cross.weights.reshape(*h.shape[:2], -1)
-        return DecoderLayerOutput(x=x, cache=cache, weights=seen)
-
-    @staticmethod
-    def _extend(cache: KeyValues | None, new: KeyValues) -> KeyValues:
-        if cache is None:
-            return new
-        return KeyValues(torch.cat((cache.keys, new.keys), dim=2), torch.cat((cache.values, new.values), dim=2))
+        attention = None if cross.weights is None else cross.weights.reshape(*h.shape[:2], -1)
+        return DecoderLayerOutput(x=x, weights=attention)
 
 
 class Positions(nn.Module):
