@@ -14,11 +14,18 @@ selections (:meth:`select`) are only recorded, and composed, until the next step
 
 A cache is used once: :meth:`advance` may reuse the buffers of the cache it came from, so
 decode from the state a step returns, never twice from the same one.
+
+Buffers on the CPU come from a small pool (:class:`BufferPool`) that takes back those of caches
+no longer referenced, so the next batch of a search reuses the last one's memory. A buffer of
+320 rows runs to tens of MB, above glibc's mmap threshold: freshly allocated, every page of it
+faulted on first touch, about 150,000 faults (580 MB) over the 1,000 Multi30k test sentences.
 """
 
 from __future__ import annotations
 
 import math
+import threading
+import weakref
 from dataclasses import dataclass, replace
 
 import torch
@@ -26,6 +33,43 @@ import torch
 from seqlab.model.transformer_layers import KeyValues
 
 MIN_CAPACITY = 16  # positions a buffer holds at least; it doubles when a step needs more
+POOL_BLOCKS = 2  # free buffers kept per dtype (a search alternates between two)
+
+
+class BufferPool:
+    """Flat CPU buffers handed out as views; a buffer returns to the pool when the view handed out
+    is garbage, and only then (views taken from that view are valid while it is alive, as a
+    cache's are). Keeps the ``POOL_BLOCKS`` largest free buffers of each dtype, gives the
+    smallest that fits. Elsewhere (CUDA has its caching allocator) it allocates."""
+
+    def __init__(self, blocks: int = POOL_BLOCKS) -> None:
+        self.blocks = blocks
+        self._free: dict[torch.dtype, list[torch.Tensor]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, numel: int, *, like: torch.Tensor) -> torch.Tensor:
+        """(numel,) uninitialised, of ``like``'s dtype and device."""
+        if like.device.type != "cpu":
+            return like.new_empty(numel)
+        with self._lock:
+            free = self._free.setdefault(like.dtype, [])
+            fits = [i for i, block in enumerate(free) if block.numel() >= numel]
+            block = free.pop(min(fits, key=lambda i: free[i].numel())) if fits else None
+        if block is None:
+            block = like.new_empty(numel)
+        view = block[:numel]
+        weakref.finalize(view, self._give_back, block).atexit = False
+        return view
+
+    def _give_back(self, block: torch.Tensor) -> None:
+        with self._lock:
+            free = self._free.setdefault(block.dtype, [])
+            free.append(block)
+            free.sort(key=torch.Tensor.numel, reverse=True)
+            del free[self.blocks:]
+
+
+POOL = BufferPool()
 
 
 @dataclass(frozen=True)
@@ -68,7 +112,7 @@ class StepCache:
         per_position = rows * math.prod(self.tail)
         spare = self.spare
         if spare.numel() < (t + 1) * per_position:
-            spare = self.storage.new_empty(max(2 * (t + 1), MIN_CAPACITY) * per_position)
+            spare = POOL.take(max(2 * (t + 1), MIN_CAPACITY) * per_position, like=self.storage)
         capacity = spare.numel() // per_position
         target = spare[: capacity * per_position].view(capacity, rows, *self.tail)
         if t and self.rows is None:
