@@ -6,7 +6,7 @@ import torch
 from seqlab.search.topk import row_topk
 
 
-@pytest.mark.parametrize("columns", [7, 128, 333, 8000, 8003])
+@pytest.mark.parametrize("columns", [7, 128, 333, 3961, 8000, 8003])
 @pytest.mark.parametrize("k", [1, 10])
 def test_row_topk_equals_torch_topk(columns: int, k: int) -> None:
     g = torch.Generator().manual_seed(columns * 31 + k)
@@ -35,3 +35,11 @@ def test_row_topk_rows_of_minus_infinity_keep_their_finite_entries_first() -> No
     values, indices = row_topk(scores, 10)
     assert indices[0, 0] == 4999 and values[0, 0] == -1.0
     assert torch.isinf(values[0, 1:]).all()
+
+
+def test_row_topk_finds_the_best_among_the_columns_left_over_by_the_stripes() -> None:
+    # 8007 columns: 8 stripes of 1000, and columns 8000-8006 outside them
+    scores = torch.full((1, 8007), -5.0)
+    scores[0, 8006], scores[0, 8000], scores[0, 3] = 2.0, 1.0, 0.5
+    values, indices = row_topk(scores, 3)
+    assert indices[0].tolist() == [8006, 8000, 3] and values[0].tolist() == [2.0, 1.0, 0.5]

@@ -14,7 +14,6 @@ of the chosen groups give the same result.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from seqlab.search.scores import NEG_INF
 from seqlab.tokenizer import PAD_ID
@@ -34,14 +33,18 @@ def row_topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     rows, columns = scores.shape
     if columns <= SMALL or columns < 4 * k * GROUPS:
         return scores.topk(k, dim=1)
-    width = -(-columns // GROUPS)
-    pad = width * GROUPS - columns
-    padded = F.pad(scores, (0, pad), value=float("-inf")) if pad else scores
-    group_max = padded.view(rows, GROUPS, width).amax(dim=1)  # (N, width): max of each group
-    _, groups = row_topk(group_max, k)  # (N, k) the groups that hold the k largest
+    # Groups over the first GROUPS * width columns, a view; the few left over (< GROUPS) are
+    # candidates outright, which is cheaper than padding (a copy of every row).
+    width = columns // GROUPS
+    striped = scores[:, : GROUPS * width].view(rows, GROUPS, width)
+    group_max = striped.amax(dim=1)  # (N, width): max of each group
+    _, groups = row_topk(group_max, k)  # (N, k) the groups that hold the k largest of the striped columns
     offsets = torch.arange(GROUPS, device=scores.device).view(1, -1, 1) * width
     columns_kept = (groups.unsqueeze(1) + offsets).view(rows, -1)  # (N, GROUPS * k)
-    values, at = padded.gather(1, columns_kept).topk(k, dim=1)
+    if columns > GROUPS * width:
+        left_over = torch.arange(GROUPS * width, columns, device=scores.device).expand(rows, -1)
+        columns_kept = torch.cat((columns_kept, left_over), dim=1)
+    values, at = scores.gather(1, columns_kept).topk(k, dim=1)
     return values, columns_kept.gather(1, at)
 
 
