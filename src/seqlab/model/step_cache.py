@@ -34,16 +34,18 @@ from seqlab.model.transformer_layers import KeyValues
 
 MIN_CAPACITY = 16  # positions a buffer holds at least; it doubles when a step needs more
 POOL_BLOCKS = 2  # free buffers kept per dtype (a search alternates between two)
+POOL_BYTES = 256 * 2**20  # at most this much kept free per dtype: a pool outlives the search (validation in training)
 
 
 class BufferPool:
     """Flat CPU buffers handed out as views; a buffer returns to the pool when the view handed out
     is garbage, and only then (views taken from that view are valid while it is alive, as a
-    cache's are). Keeps the ``POOL_BLOCKS`` largest free buffers of each dtype, gives the
-    smallest that fits. Elsewhere (CUDA has its caching allocator) it allocates."""
+    cache's are). Keeps the largest free buffers of each dtype, at most ``blocks`` of them and
+    ``max_bytes`` in all, and gives the smallest that fits. Elsewhere (CUDA has its caching
+    allocator) it allocates."""
 
-    def __init__(self, blocks: int = POOL_BLOCKS) -> None:
-        self.blocks = blocks
+    def __init__(self, blocks: int = POOL_BLOCKS, max_bytes: int = POOL_BYTES) -> None:
+        self.blocks, self.max_bytes = blocks, max_bytes
         self._free: dict[torch.dtype, list[torch.Tensor]] = {}
         self._lock = threading.Lock()
 
@@ -63,10 +65,13 @@ class BufferPool:
 
     def _give_back(self, block: torch.Tensor) -> None:
         with self._lock:
-            free = self._free.setdefault(block.dtype, [])
-            free.append(block)
-            free.sort(key=torch.Tensor.numel, reverse=True)
-            del free[self.blocks:]
+            kept, size = [], 0
+            for candidate in sorted((*self._free.get(block.dtype, ()), block), key=torch.Tensor.numel, reverse=True):
+                nbytes = candidate.numel() * candidate.element_size()
+                if len(kept) < self.blocks and size + nbytes <= self.max_bytes:
+                    kept.append(candidate)
+                    size += nbytes
+            self._free[block.dtype] = kept
 
 
 POOL = BufferPool()
