@@ -65,6 +65,8 @@ def main(overrides: tuple[str, ...], name: str, keep_model: str | None) -> None:
     clone = Path(tempfile.mkdtemp(prefix="seqlab-bench-", dir=ROOT.parent))
     try:
         subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+        # The code that ran is the clone's; the provenance row is the checkout's when the run ends.
+        ran = subprocess.run(["git", "rev-parse", "HEAD"], cwd=clone, check=True, capture_output=True, text=True).stdout
         params = compose_params(clone, overrides)
         if overrides:  # the committed params.yaml is the composed default
             (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -90,7 +92,9 @@ def main(overrides: tuple[str, ...], name: str, keep_model: str | None) -> None:
     best = {k: round(v, 2) for k, v in train.items() if k.startswith("best_") and k != "best_step"}
     result = {
         "machine": f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}, Python {platform.python_version()}",
+        "cpu": _cpu_model(),
         "accelerator": _accelerator(),
+        "code_ran": ran.strip(),
         "overrides": " ".join(overrides) or "none",
         "parameters": parameters,
         "repro_seconds": round(full, 1),
@@ -107,6 +111,13 @@ def main(overrides: tuple[str, ...], name: str, keep_model: str | None) -> None:
         result["twenty_one"] = twenty_one.strip()
     write_results(name, f"Pipeline run, {name} (`python bench/pipeline.py`)", result,
                   options=click.get_current_context().params)
+
+
+def _cpu_model() -> str:
+    """The CPU's name (Linux), since the same 2 cores run at very different speeds on different hosts."""
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown")
 
 
 if __name__ == "__main__":
