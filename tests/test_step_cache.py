@@ -57,3 +57,19 @@ def test_buffers_over_the_byte_limit_are_let_go() -> None:
     # the 400 is over the limit alone, the 250 and the 100 together too: the 100 would fit best,
     # but only the 250 was kept
     assert pool.take(50, like=like).data_ptr() == addresses[1]
+
+
+def test_a_buffer_made_in_inference_mode_is_not_handed_out_for_writing_outside_it() -> None:
+    pool = BufferPool()
+    like = torch.empty(0)
+    with torch.inference_mode():  # as search runs
+        searched = pool.take(64, like=like)
+        address = searched.data_ptr()
+    del searched
+    gc.collect()
+    with torch.no_grad():  # a test or a caller decoding without inference mode
+        plain = pool.take(64, like=like)
+        plain[:8].copy_(torch.ones(8))  # an inference tensor would refuse this write
+    assert plain.data_ptr() != address and not plain.is_inference()
+    with torch.inference_mode():
+        assert pool.take(64, like=like).data_ptr() == address

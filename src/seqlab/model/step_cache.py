@@ -33,20 +33,21 @@ import torch
 from seqlab.model.transformer_layers import KeyValues
 
 MIN_CAPACITY = 16  # positions a buffer holds at least; it doubles when a step needs more
-POOL_BLOCKS = 2  # free buffers kept per dtype (a search alternates between two)
-POOL_BYTES = 256 * 2**20  # at most this much kept free per dtype: a pool outlives the search (validation in training)
+POOL_BLOCKS = 2  # free buffers kept of each kind (a search alternates between two)
+POOL_BYTES = 256 * 2**20  # at most this much kept free of each kind: a pool outlives the search (validation in training)
 
 
 class BufferPool:
     """Flat CPU buffers handed out as views; a buffer returns to the pool when the view handed out
     is garbage, and only then (views taken from that view are valid while it is alive, as a
-    cache's are). Keeps the largest free buffers of each dtype, at most ``blocks`` of them and
+    cache's are). Buffers made under ``torch.inference_mode`` (search) serve only there: outside it
+    they cannot be written. Keeps the largest free buffers of each kind, at most ``blocks`` of them and
     ``max_bytes`` in all, and gives the smallest that fits. Elsewhere (CUDA has its caching
     allocator) it allocates."""
 
     def __init__(self, blocks: int = POOL_BLOCKS, max_bytes: int = POOL_BYTES) -> None:
         self.blocks, self.max_bytes = blocks, max_bytes
-        self._free: dict[torch.dtype, list[torch.Tensor]] = {}
+        self._free: dict[tuple[torch.dtype, bool], list[torch.Tensor]] = {}  # by dtype and is_inference
         self._lock = threading.Lock()
 
     def take(self, numel: int, *, like: torch.Tensor) -> torch.Tensor:
@@ -54,7 +55,7 @@ class BufferPool:
         if like.device.type != "cpu":
             return like.new_empty(numel)
         with self._lock:
-            free = self._free.setdefault(like.dtype, [])
+            free = self._free.setdefault((like.dtype, torch.is_inference_mode_enabled()), [])
             fits = [i for i, block in enumerate(free) if block.numel() >= numel]
             block = free.pop(min(fits, key=lambda i: free[i].numel())) if fits else None
         if block is None:
@@ -64,14 +65,15 @@ class BufferPool:
         return view
 
     def _give_back(self, block: torch.Tensor) -> None:
+        kind = (block.dtype, block.is_inference())
         with self._lock:
             kept, size = [], 0
-            for candidate in sorted((*self._free.get(block.dtype, ()), block), key=torch.Tensor.numel, reverse=True):
+            for candidate in sorted((*self._free.get(kind, ()), block), key=torch.Tensor.numel, reverse=True):
                 nbytes = candidate.numel() * candidate.element_size()
                 if len(kept) < self.blocks and size + nbytes <= self.max_bytes:
                     kept.append(candidate)
                     size += nbytes
-            self._free[block.dtype] = kept
+            self._free[kind] = kept
 
 
 POOL = BufferPool()
