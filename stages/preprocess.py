@@ -9,22 +9,33 @@ from seqlab.core.data_config import PreprocessConfig
 from seqlab.core.errors import DataError, run_stage
 from seqlab.core.files import atomic_path, remove_leftovers, write_text
 from seqlab.core.text import iter_parallel
-from seqlab.preprocess import ENCODED_SPLITS, SplitStats, encode, encode_threads, filter_pairs, shard_path, write_shard
-from seqlab.tokenizer import Tokenizer, load_tokenizer
+from seqlab.preprocess import (ENCODED_SPLITS, SplitStats, encode, encode_threads, filter_pairs, sample, sample_split,
+                               shard_path, usable, write_shard)
+from seqlab.tokenizer import Tokenizer, load_tokenizer, seed_sampling
 
 
-def encode_split(corpus: Path, split: str, out: Path, *, tokenizer: Tokenizer, config: PreprocessConfig) -> dict:
-    """Stream one split through encode and filter, one shard per chunk; its counts for the report."""
-    stats, shards = SplitStats(), 0
+def encode_split(corpus: Path, split: str, out: Path, *, tokenizer: Tokenizer, config: PreprocessConfig,
+                 seed: int) -> dict:
+    """Stream one split through encode and filter, one shard per chunk (and per subword sample of
+    train); its counts for the report."""
+    stats, shards, kept_best = SplitStats(), 0, 0
     threads = encode_threads(config.threads)
+    samples = config.subword_samples if split == "train" else 0
     for chunk in iter_parallel(corpus / f"{split}.src", corpus / f"{split}.tgt", chunk_size=config.shard_size):
-        kept, chunk_stats = filter_pairs(encode(chunk, tokenizer, threads=threads), config)
+        encoded = encode(chunk, tokenizer, threads=threads)
+        kept, chunk_stats = filter_pairs(encoded, config)
         write_shard(kept, shard_path(out, split, shards))
+        for number in range(samples):
+            seed_sampling(seed + 1_000_003 * number + shards)  # a shard's draws do not depend on the others
+            drawn = sample(encoded[usable(encoded, config)], tokenizer, alpha=config.subword_alpha, config=config)
+            write_shard(drawn.frame, shard_path(out, sample_split(number), shards))
+            kept_best += drawn.kept_best
         stats, shards = stats + chunk_stats, shards + 1
     if not stats.kept:
         raise DataError(f"preprocess: every {split} pair was dropped ({stats.dropped_empty:,} empty, "
                         f"{stats.dropped_too_long:,} too long); raise preprocess.max_src_len or max_tgt_len")
-    return {**dataclasses.asdict(stats), "shards": shards}
+    report = {**dataclasses.asdict(stats), "shards": shards}
+    return {**report, "subword_samples": samples, "sampled_sides_kept_best": kept_best} if samples else report
 
 
 def main() -> None:
@@ -35,11 +46,14 @@ def main() -> None:
     with atomic_path(config.paths.encoded) as tmp:
         tmp.mkdir()
         report = {split: encode_split(Path(config.paths.corpus), split, tmp, tokenizer=tokenizer,
-                                      config=config.preprocess) for split in ENCODED_SPLITS}
+                                      config=config.preprocess, seed=config.seed) for split in ENCODED_SPLITS}
     write_text(config.paths.preprocess_stats, json.dumps(report, indent=2) + "\n")
     for split, s in report.items():
         print(f"preprocess: {split}: kept {s['kept']:,} of {s['input']:,} pairs in {s['shards']} shards "
               f"(dropped {s['dropped_empty']:,} empty, {s['dropped_too_long']:,} too long)")
+        if s.get("subword_samples"):
+            print(f"preprocess: {split}: {s['subword_samples']} sampled segmentations (subword regularization); "
+                  f"{s['sampled_sides_kept_best']:,} sides sampled over the length limit kept the best one")
 
 
 if __name__ == "__main__":

@@ -72,11 +72,22 @@ def _lengths(ids: pd.Series) -> np.ndarray:
     return ids.map(len).to_numpy(dtype=np.int64)  # arrays in an object column (hand-built frames)
 
 
-def filter_pairs(frame: pd.DataFrame, config: PreprocessConfig) -> tuple[pd.DataFrame, SplitStats]:
-    """Drop pairs with an empty side, then pairs longer than the configured limits."""
+def _reasons(frame: pd.DataFrame, config: PreprocessConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair: whether a side is empty, and whether (not empty) a side is over its limit."""
     src_len, tgt_len = _lengths(frame["src_ids"]), _lengths(frame["tgt_ids"])
     empty = (src_len == 0) | (tgt_len == 0)
-    too_long = ~empty & ((src_len > config.max_src_len) | (tgt_len > config.max_tgt_len))
+    return empty, ~empty & ((src_len > config.max_src_len) | (tgt_len > config.max_tgt_len))
+
+
+def usable(frame: pd.DataFrame, config: PreprocessConfig) -> np.ndarray:
+    """The pairs :func:`filter_pairs` keeps, as a boolean mask over ``frame``'s rows."""
+    empty, too_long = _reasons(frame, config)
+    return ~(empty | too_long)
+
+
+def filter_pairs(frame: pd.DataFrame, config: PreprocessConfig) -> tuple[pd.DataFrame, SplitStats]:
+    """Drop pairs with an empty side, then pairs longer than the configured limits."""
+    empty, too_long = _reasons(frame, config)
     kept = frame.loc[~(empty | too_long), ["src_ids", "tgt_ids"]].reset_index(drop=True)
     stats = SplitStats(
         input=len(frame),
@@ -85,6 +96,40 @@ def filter_pairs(frame: pd.DataFrame, config: PreprocessConfig) -> tuple[pd.Data
         dropped_too_long=int(too_long.sum()),
     )
     return kept, stats
+
+
+# ---------------------------------------------------------------- subword regularization
+
+
+def sample_split(number: int) -> str:
+    """The shards' name of the train split's ``number``-th sampled segmentation (from 0)."""
+    return f"train.sample{number:03d}"
+
+
+@dataclass(frozen=True)
+class Sampled:
+    """A sampled segmentation of kept pairs; ``kept_best``: sides that sampled over their length
+    limit and so keep the best segmentation (the pair is never dropped: every sample holds the
+    same pairs as the split)."""
+
+    frame: pd.DataFrame
+    kept_best: int
+
+
+def sample(pairs: pd.DataFrame, tokenizer: Tokenizer, *, alpha: float, config: PreprocessConfig) -> Sampled:
+    """pairs: the kept rows of :func:`encode`'s frame (``src``, ``tgt``, ``src_ids``, ``tgt_ids``).
+    Columns ``src_ids`` and ``tgt_ids`` of one sampled segmentation of each (see ``Tokenizer.sample_src``)."""
+    src = tokenizer.sample_src(pairs["src"].tolist(), alpha=alpha)
+    tgt = tokenizer.sample_tgt(pairs["tgt"].tolist(), alpha=alpha)
+    best_src, best_tgt = pairs["src_ids"].tolist(), pairs["tgt_ids"].tolist()
+    kept_best = 0
+    for i, (s, t) in enumerate(zip(src, tgt)):
+        if len(s) > config.max_src_len:
+            src[i], kept_best = list(best_src[i]), kept_best + 1
+        if len(t) > config.max_tgt_len:
+            tgt[i], kept_best = list(best_tgt[i]), kept_best + 1
+    index = pd.RangeIndex(len(pairs))
+    return Sampled(pd.DataFrame({"src_ids": _ids_column(src, index), "tgt_ids": _ids_column(tgt, index)}), kept_best)
 
 
 # ---------------------------------------------------------------- shards on disk
@@ -117,3 +162,9 @@ def read_encoded(directory: str | Path, split: str) -> tuple[list[np.ndarray], l
         raise DataError(f"{directory}: no {split}-*.parquet shards; run the preprocess stage")
     table = pa.concat_tables(pq.read_table(path, columns=["src_ids", "tgt_ids"]) for path in paths)
     return _arrays(table.column("src_ids")), _arrays(table.column("tgt_ids"))
+
+
+def read_samples(directory: str | Path) -> list[tuple[list[np.ndarray], list[np.ndarray]]]:
+    """The train split's sampled segmentations, in order; none without subword regularization."""
+    names = sorted({path.name.rsplit("-", 1)[0] for path in Path(directory).glob("train.sample*-*.parquet")})
+    return [read_encoded(directory, name) for name in names]

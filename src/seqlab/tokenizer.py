@@ -79,6 +79,15 @@ class Tokenizer:
     def encode_tgt(self, lines: list[str], *, threads: int = -1) -> list[list[int]]:
         return self.tgt.encode(self._mark(lines), num_threads=threads)
 
+    def sample_src(self, lines: list[str], *, alpha: float) -> list[list[int]]:
+        """One segmentation of each line drawn from the model's distribution over all of them
+        (subword regularization; for a BPE model, BPE-dropout at rate ``alpha``). One thread, so
+        the draws depend on :func:`seed_sampling` alone, not on how threads share the lines."""
+        return self.src.encode(self._mark(lines), enable_sampling=True, alpha=alpha, nbest_size=-1, num_threads=1)
+
+    def sample_tgt(self, lines: list[str], *, alpha: float) -> list[list[int]]:
+        return self.tgt.encode(self._mark(lines), enable_sampling=True, alpha=alpha, nbest_size=-1, num_threads=1)
+
     def decode_tgt(self, ids: list[list[int]], *, unk_spelling: str = "") -> list[str]:
         """Texts of piece ids. With unknown-word markers, UNK_WORD and sentencepiece's own
         unknown piece are both written ``unk_spelling`` (empty: the first marker, as the corpus
@@ -94,6 +103,11 @@ class Tokenizer:
 
     def src_pieces(self, ids: list[int]) -> list[str]:
         return [self.src.id_to_piece(i) for i in ids]
+
+
+def seed_sampling(seed: int) -> None:
+    """Seed sentencepiece's generator (process-wide) for the draws of ``sample_src`` / ``sample_tgt``."""
+    spm.set_random_generator_seed(seed)
 
 
 def _train_one(sentences: Iterable[str], config: TokenizerConfig, *, seed: int) -> bytes:

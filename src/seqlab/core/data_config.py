@@ -177,6 +177,10 @@ class PreprocessConfig:
     max_tgt_len: int = 100
     shard_size: int = 100_000  # pairs per parquet shard, also the unit encoded at a time (bounds memory)
     threads: int = 0  # sentencepiece encoding threads; 0: one per CPU core
+    # Subword regularization (Kudo, 2018): this many sampled segmentations of the train split,
+    # one per epoch in turn; 0: every epoch sees the tokenizer's best segmentation.
+    subword_samples: int = 0
+    subword_alpha: float = 0.5  # unigram: smoothing of the sampling (smaller: more varied); bpe: dropout rate
 
     def __post_init__(self) -> None:
         for name in ("max_src_len", "max_tgt_len", "shard_size"):
@@ -184,3 +188,7 @@ class PreprocessConfig:
                 raise ConfigError(f"preprocess.{name}: must be at least 1")
         if self.threads < 0:
             raise ConfigError("preprocess.threads: must be non-negative (0: one per CPU core)")
+        if not 0 <= self.subword_samples <= 999:
+            raise ConfigError("preprocess.subword_samples: must be in [0, 999] (0: off)")
+        if not 0.0 < self.subword_alpha <= 1.0:
+            raise ConfigError("preprocess.subword_alpha: must be in (0, 1]")

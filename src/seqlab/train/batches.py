@@ -25,6 +25,11 @@ class EncodedSplit:
         return make_batch([self.src[i] for i in indices], [self.tgt[i] for i in indices])
 
 
+def epoch_split(split: EncodedSplit, samples: Sequence[EncodedSplit], epoch: int) -> EncodedSplit:
+    """What epoch ``epoch`` (from 1) trains on: the subword samples in turn, or the split itself."""
+    return samples[(epoch - 1) % len(samples)] if samples else split
+
+
 def bucket_indices(
     src_lengths: np.ndarray, tgt_lengths: np.ndarray, *, batch_tokens: int, generator: torch.Generator | None
 ) -> list[np.ndarray]:

@@ -28,12 +28,14 @@ from seqlab.train.state import ResumeCheck, load_state, run_fingerprint, trim_li
 
 @dataclass(frozen=True)
 class TrainInputs:
-    """What the stage trains on: encoded splits, the raw valid text the metric decodes, the tokenizer."""
+    """What the stage trains on: encoded splits, the raw valid text the metric decodes, the tokenizer,
+    and the train split's subword samples (none without subword regularization)."""
 
     train: EncodedSplit
     valid: EncodedSplit
     valid_text: ParallelText
     tokenizer: Tokenizer
+    samples: tuple[EncodedSplit, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,8 @@ def run_job(inputs: TrainInputs, config: Config, *, device: torch.device, world:
     settings = {"seed": config.seed, "model": as_dict(config.model), "train": config.train.results_keys(),
                 "tokenize": config.evaluate.tokenize, "world_size": world.size,
                 "init_from": _file_digest(config.train.init_from)}  # its weights, not only its path
-    run_id = run_fingerprint(settings, train=[inputs.train.src, inputs.train.tgt],
+    sampled = [side for sample in inputs.samples for side in (sample.src, sample.tgt)]
+    run_id = run_fingerprint(settings, train=[inputs.train.src, inputs.train.tgt, *sampled],
                              valid=[inputs.valid.src, inputs.valid.tgt],
                              valid_text=inputs.valid_text.src + inputs.valid_text.tgt,
                              tokenizers=[inputs.tokenizer.src_model, inputs.tokenizer.tgt_model])
@@ -94,9 +97,9 @@ def _fit(inputs: TrainInputs, config: Config, scratch: RunDir, check: ResumeChec
             if resume is not None:
                 trim_live_log(scratch.log, last_step=resume.progress.valid_step)
             live.log_params({"processes": world.size, "effective_batch_tokens": effective})
-        result = train(inputs.train, inputs.valid, inputs.valid_text, model_config=config.model,
-                       config=config.train, tokenizer=inputs.tokenizer, seed=config.seed, device=device,
-                       info=info, resume=resume, live=live, outputs=Outputs(scratch.model, scratch.state, run_id),
+        result = train(inputs.train, inputs.valid, inputs.valid_text, samples=inputs.samples,
+                       model_config=config.model, config=config.train, tokenizer=inputs.tokenizer,
+                       seed=config.seed, device=device, info=info, resume=resume, live=live, outputs=Outputs(scratch.model, scratch.state, run_id),
                        tokenize=config.evaluate.tokenize, world=world)
         if live is not None:  # the saved model's: the average's when it replaced the best
             live.summary.update({"best_step": result.best_step,

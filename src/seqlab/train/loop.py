@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -34,7 +34,7 @@ from seqlab.model.runtime import autocast
 from seqlab.model.seq2seq import count_parameters
 from seqlab.tokenizer import Tokenizer
 from seqlab.train.averaging import StateDict
-from seqlab.train.batches import EncodedSplit, bucket_indices
+from seqlab.train.batches import EncodedSplit, bucket_indices, epoch_split
 from seqlab.train.distributed import World, from_leader, gather, total, wrap
 from seqlab.train.loss import batch_loss
 from seqlab.train.run import (
@@ -146,6 +146,7 @@ def train(
     valid_data: EncodedSplit,
     valid_text: ParallelText,
     *,
+    samples: Sequence[EncodedSplit] = (),
     model_config: ModelConfig,
     config: TrainConfig,
     tokenizer: Tokenizer,
@@ -159,8 +160,9 @@ def train(
     world: World = World(),
 ) -> TrainResult:
     """Train from scratch, or continue ``resume`` exactly; ``outputs.checkpoint`` keeps the best validation.
+    ``samples``: sampled segmentations of ``train_data`` (subword regularization), one per epoch in turn.
     Under torchrun every process calls it with its ``world``; rank 0 alone validates and writes."""
-    model = build_network(train_data, model_config=model_config, tokenizer=tokenizer, device=device)
+    model = build_network(train_data, samples=samples, model_config=model_config, tokenizer=tokenizer, device=device)
     if config.init_from:
         init_weights(model, config.init_from)
     run = Run(model=model, optimizer=make_optimizer(model, config), config=config, tokenizer=tokenizer, device=device,
@@ -169,15 +171,9 @@ def train(
     progress, snapshots, epoch_start = start(run, resume, seed=seed)
     run = replace(run, net=wrap(model, world, device) if world.distributed else None)
     resumed_from = progress.step
-    src_len, tgt_len = train_data.lengths()
     cap = global_batch_tokens(config, world)
-    # The batch count of an epoch depends on the lengths only, not on the shuffle.
-    steps_per_epoch = len(bucket_indices(src_len, tgt_len, batch_tokens=cap, generator=None))
-    total = planned_steps(config, steps_per_epoch=steps_per_epoch)
-    if world.leader:
-        print(f"model: {count_parameters(run.model):,} parameters on {device}; {steps_per_epoch} steps per epoch; "
-              f"effective batch {world.size} processes x {config.accumulate} accumulate x {config.batch_tokens} "
-              f"batch_tokens = {cap} tokens", flush=True)
+    lengths = [data.lengths() for data in samples or (train_data,)]
+    total = planned_steps(config, steps_per_epoch=_epoch_steps(lengths, cap=cap, run=run))
     begin, meter, generator = time.perf_counter(), Throughput(), torch.Generator()
     # A with-block, so that an error (or Ctrl-C) closes the bar before the message is printed.
     with tqdm(total=total, initial=progress.step, desc="train", unit="step", mininterval=2.0, leave=False,
@@ -187,8 +183,10 @@ def train(
             # Each epoch's order is drawn from the generator as it was when the epoch began, so a
             # run resumed mid-epoch sees exactly the batches of a run that never stopped.
             generator.set_state(epoch_start)
-            batches = bucket_indices(src_len, tgt_len, batch_tokens=cap, generator=generator)
-            progress, snapshots = train_epoch(run, train_data, batches, progress, snapshots, total=total,
+            data = epoch_split(train_data, samples, progress.epoch)
+            batches = bucket_indices(*lengths[(progress.epoch - 1) % len(lengths)], batch_tokens=cap,
+                                     generator=generator)
+            progress, snapshots = train_epoch(run, data, batches, progress, snapshots, total=total,
                                               epoch_start=epoch_start, meter=meter, bar=bar)
             if progress.position == len(batches):
                 progress, epoch_start = replace(progress, epoch=progress.epoch + 1, position=0), generator.get_state()
@@ -199,6 +197,19 @@ def train(
         best_metric=progress.best_metric, resumed_from=resumed_from, stopped_early=stopped_early(progress, config),
         averaged=averaged, wall_seconds=seconds, tokens_per_sec=meter.total / max(seconds, 1e-9),
     )
+
+
+def _epoch_steps(lengths: list[tuple[np.ndarray, np.ndarray]], *, cap: int, run: Run) -> list[int]:
+    """The batch count of an epoch over each of ``lengths`` (the split, or each subword sample),
+    which depends on the lengths only, not on the shuffle; announced with the model's size."""
+    steps = [len(bucket_indices(*pair, batch_tokens=cap, generator=None)) for pair in lengths]
+    if run.world.leader:
+        each = f"{steps[0]}" if len(set(steps)) == 1 else f"{min(steps)}-{max(steps)} (over {len(steps)} subword samples)"
+        config = run.config
+        print(f"model: {count_parameters(run.model):,} parameters on {run.device}; {each} steps per epoch; "
+              f"effective batch {run.world.size} processes x {config.accumulate} accumulate x {config.batch_tokens} "
+              f"batch_tokens = {cap} tokens", flush=True)
+    return steps
 
 
 def global_batch_tokens(config: TrainConfig, world: World) -> int:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,11 +85,13 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 
 def build_network(train_data: EncodedSplit, *, model_config: ModelConfig, tokenizer: Tokenizer,
-                  device: torch.device) -> Seq2Seq:
-    """A fresh model on ``device``, its output layer over the pieces the targets use if asked."""
+                  device: torch.device, samples: Sequence[EncodedSplit] = ()) -> Seq2Seq:
+    """A fresh model on ``device``, its output layer over the pieces the targets use if asked
+    (in the best segmentation or in any subword sample)."""
     if model_config.share_embeddings and not tokenizer.joint:
         raise ConfigError("model.share_embeddings: needs tokenizer.joint: true")
-    output_ids = output_pieces(train_data.tgt, tokenizer.tgt_vocab_size) if model_config.output_vocab == "target" else None
+    targets = itertools.chain(train_data.tgt, *(sample.tgt for sample in samples))
+    output_ids = output_pieces(targets, tokenizer.tgt_vocab_size) if model_config.output_vocab == "target" else None
     model = build_model(model_config, src_vocab=tokenizer.src_vocab_size, tgt_vocab=tokenizer.tgt_vocab_size,
                         output_ids=output_ids)
     if output_ids is not None:

@@ -8,6 +8,8 @@ frozen :class:`Plateau` that :func:`plateau_update` advances once per validation
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import math
 from dataclasses import dataclass
 
@@ -23,9 +25,11 @@ class Plateau:
     bad: int = 0
 
 
-def planned_steps(config: TrainConfig, *, steps_per_epoch: int) -> int:
-    """Optimizer steps of a run that is not stopped early: epochs, capped by max_steps."""
-    total = config.epochs * steps_per_epoch
+def planned_steps(config: TrainConfig, *, steps_per_epoch: int | Sequence[int]) -> int:
+    """Optimizer steps of a run that is not stopped early: epochs, capped by max_steps. A sequence
+    gives the steps of epochs that cycle through it (one subword sample each, which differ in length)."""
+    cycle = [steps_per_epoch] if isinstance(steps_per_epoch, int) else list(steps_per_epoch)
+    total = sum(cycle[epoch % len(cycle)] for epoch in range(config.epochs))
     return min(total, config.max_steps) if config.max_steps else total
 
 
