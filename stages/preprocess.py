@@ -26,7 +26,7 @@ def encode_split(corpus: Path, split: str, out: Path, *, tokenizer: Tokenizer, c
         kept, chunk_stats = filter_pairs(encoded, config)
         write_shard(kept, shard_path(out, split, shards))
         for number in range(samples):
-            seed_sampling(seed + 1_000_003 * number + shards)  # a shard's draws do not depend on the others
+            seed_sampling(seed + 1_000_003 * number + shards)
             drawn = sample(encoded[usable(encoded, config)], tokenizer, alpha=config.subword_alpha, config=config)
             write_shard(drawn.frame, shard_path(out, sample_split(number), shards))
             kept_best += drawn.kept_best

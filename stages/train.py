@@ -10,9 +10,9 @@ from seqlab.core.errors import run_stage
 from seqlab.core.files import write_text
 from seqlab.core.text import read_parallel
 from seqlab.model.runtime import limit_kernel_cache, seed_everything, set_threads
-from seqlab.preprocess import read_encoded, read_samples
+from seqlab.preprocess import read_encoded
 from seqlab.tokenizer import load_tokenizer
-from seqlab.train.batches import EncodedSplit
+from seqlab.train.batches import EncodedSplit, sampled_splits
 from seqlab.train.distributed import device_for, from_env, start, stop
 from seqlab.train.job import TrainInputs, run_job
 from seqlab.train.launch import as_rank, check_world, relaunched
@@ -37,8 +37,7 @@ def main() -> None:
     inputs = TrainInputs(train=EncodedSplit(*read_encoded(paths.encoded, "train")),
                          valid=EncodedSplit(*read_encoded(paths.encoded, "valid")),
                          valid_text=read_parallel(f"{paths.corpus}/valid.src", f"{paths.corpus}/valid.tgt"),
-                         tokenizer=load_tokenizer(paths.tokenizer),
-                         samples=tuple(EncodedSplit(*sample) for sample in read_samples(paths.encoded)))
+                         tokenizer=load_tokenizer(paths.tokenizer), samples=sampled_splits(paths.encoded))
     start(world, device)
     try:
         job = run_job(inputs, config, device=device, world=world)

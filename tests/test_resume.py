@@ -56,9 +56,11 @@ def outcome(repo: Repo) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor
     return state["model"], best, curves
 
 
-def kill_after_first_save(repo: Repo) -> int:
-    """Start `dvc repro -f train`, SIGKILL dvc and the stage together once a state is saved; the saved step."""
-    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "-f", "train"], cwd=repo.path, env=repo.env,
+def kill_after_first_save(repo: Repo, *, only_train: bool = False) -> int:
+    """Start `dvc repro -f train` (``only_train``: with -s, the stages before it not rerun), SIGKILL dvc and
+    the stage together once a state is saved; the saved step."""
+    single = ["-s"] if only_train else []
+    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "-f", *single, "train"], cwd=repo.path, env=repo.env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 120
     while state_file(repo) is None and proc.poll() is None and time.monotonic() < deadline:

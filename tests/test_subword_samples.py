@@ -3,19 +3,24 @@ one per epoch by train (real sentencepiece, a tiny unigram model)."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+from dvc_repo import Repo, make_repo, merge
+from test_resume import RESUME, kill_after_first_save, outcome, scratch
 
 from seqlab.core.data_config import PreprocessConfig, TokenizerConfig
-from seqlab.core.errors import ConfigError
+from seqlab.core.errors import ConfigError, DataError
 from seqlab.core.run_config import TrainConfig
 from seqlab.core.text import ParallelText
-from seqlab.preprocess import encode, read_encoded, read_samples, sample, sample_split, shard_path, usable, write_shard
+from seqlab.preprocess import encode, read_encoded, sample, sample_count, sample_split, shard_path, usable, write_shard
 from seqlab.tokenizer import Tokenizer, seed_sampling, train_tokenizer
-from seqlab.train.batches import EncodedSplit, epoch_split
+from seqlab.train.batches import EncodedSplit, SampledSplits, epoch_split, sampled_splits
 from seqlab.train.schedule import planned_steps
 
 TEXT = ParallelText(
@@ -34,7 +39,7 @@ def encoded(tokenizer: Tokenizer, config: PreprocessConfig) -> pd.DataFrame:
     return frame[usable(frame, config)]
 
 
-def test_samples_vary_decode_to_the_same_text_and_follow_the_seed(tokenizer: Tokenizer) -> None:
+def test_samples_vary_decode_to_the_same_text_and_follow_the_seed_within_a_process(tokenizer: Tokenizer) -> None:
     config = PreprocessConfig()
     pairs = encoded(tokenizer, config)
     seed_sampling(7)
@@ -74,12 +79,29 @@ def test_samples_are_written_and_read_beside_the_split(tokenizer: Tokenizer, tmp
         seed_sampling(number)
         write_shard(sample(pairs, tokenizer, alpha=0.2, config=config).frame,
                     shard_path(tmp_path, sample_split(number), 0))
-    samples = read_samples(tmp_path)
-    assert len(samples) == 3
+    assert sample_count(tmp_path) == 3
     assert len(read_encoded(tmp_path, "train")[0]) == len(pairs)  # train-* does not pick up the samples
-    assert all(len(src) == len(tgt) == len(pairs) for src, tgt in samples)
+    loads = []
+
+    def load(number: int) -> EncodedSplit:
+        loads.append(number)
+        return EncodedSplit(*read_encoded(tmp_path, sample_split(number)))
+
+    samples = SampledSplits(3, load=load)
+    assert all(len(s.src) == len(s.tgt) == len(pairs) for s in samples)
+    assert samples[2] is samples[2] and loads == [0, 1, 2]  # read once while it is the current one
+    assert [list(a) for a in samples[0].src] != [list(a) for a in samples[1].src]
+    assert loads == [0, 1, 2, 0, 1]
+    with pytest.raises(IndexError):
+        samples[3]
+    from_disk = sampled_splits(tmp_path)  # what the train stage reads
+    assert len(from_disk) == 3
+    assert [list(a) for a in from_disk[1].tgt] == [list(a) for a in samples[1].tgt]
     (tmp_path / "none").mkdir()
-    assert read_samples(tmp_path / "none") == []
+    assert sample_count(tmp_path / "none") == 0
+    shard_path(tmp_path, sample_split(1), 0).unlink()  # a gap: 0 and 2 only
+    with pytest.raises(DataError, match="not numbered"):
+        sample_count(tmp_path)
 
 
 def test_epochs_cycle_through_the_samples() -> None:
@@ -97,3 +119,49 @@ def test_subword_keys_are_checked() -> None:
         PreprocessConfig(subword_samples=-1)
     with pytest.raises(ConfigError, match=r"preprocess\.subword_alpha"):
         PreprocessConfig(subword_alpha=0.0)
+
+
+# ---------------------------------------------------------------- under real dvc
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Repo:
+    return make_repo(tmp_path_factory.mktemp("subword"),
+                     overrides=merge(RESUME, {"preprocess": {"subword_samples": 2, "subword_alpha": 0.2}}))
+
+
+def test_samples_are_stage_outputs_and_a_killed_run_resumes_exactly(repo: Repo) -> None:
+    repo.dvc("repro", "preprocess")
+    report = json.loads((repo.path / "reports/preprocess.json").read_text())
+    assert report["train"]["subword_samples"] == 2 and "subword_samples" not in report["valid"]
+    encoded = repo.path / "data/encoded"
+    drawn = {path.name: path.read_bytes() for path in encoded.glob("train.sample*-*.parquet")}
+    assert sorted(drawn) == ["train.sample000-00000.parquet", "train.sample001-00000.parquet"]
+    assert drawn["train.sample000-00000.parquet"] != drawn["train.sample001-00000.parquet"]
+    # sentencepiece 0.2's draws differ from process to process whatever the seed, so the samples
+    # are what DVC versions: the run below trains on these bytes, and resumes on them.
+    assert "up to date" in repo.dvc("status", "preprocess").stdout
+
+    out = repo.dvc("repro", "train").stdout
+    assert "starting fresh" in out
+    straight = outcome(repo)
+    shutil.rmtree(scratch(repo))
+    # -s: a forced preprocess would draw new samples, and so start a new run rather than resume this one.
+    saved_step = kill_after_first_save(repo, only_train=True)
+    out = repo.dvc("repro", "-f", "-s", "train").stdout
+    assert f"resuming from step {saved_step} " in out
+    weights, best, curves = outcome(repo)
+    assert all(torch.equal(weights[k], straight[0][k]) for k in weights)
+    assert all(torch.equal(best[k], straight[1][k]) for k in best)
+    assert curves == straight[2]
+
+    # Without the samples the same seed trains another model: the samples were used.
+    params = repo.params()
+    repo.write_params(merge(params, {"preprocess": {"subword_samples": 0}}))
+    try:
+        repo.dvc("repro", "train")
+        assert not list(encoded.glob("train.sample*"))
+        plain = torch.load(repo.path / "models/model.pt", weights_only=True)["state_dict"]
+    finally:
+        repo.write_params(params)
+    assert any(not torch.equal(plain[k], straight[1][k]) for k in plain if k in straight[1])

@@ -164,7 +164,11 @@ def read_encoded(directory: str | Path, split: str) -> tuple[list[np.ndarray], l
     return _arrays(table.column("src_ids")), _arrays(table.column("tgt_ids"))
 
 
-def read_samples(directory: str | Path) -> list[tuple[list[np.ndarray], list[np.ndarray]]]:
-    """The train split's sampled segmentations, in order; none without subword regularization."""
-    names = sorted({path.name.rsplit("-", 1)[0] for path in Path(directory).glob("train.sample*-*.parquet")})
-    return [read_encoded(directory, name) for name in names]
+def sample_count(directory: str | Path) -> int:
+    """How many sampled segmentations of the train split preprocess wrote (0: subword regularization off);
+    each is read with ``read_encoded(directory, sample_split(number))``."""
+    names = {path.name.rsplit("-", 1)[0] for path in Path(directory).glob("train.sample*-*.parquet")}
+    if names != {sample_split(number) for number in range(len(names))}:
+        raise DataError(f"{directory}: the subword samples are not numbered 0 to {len(names) - 1}; "
+                        "run the preprocess stage again")
+    return len(names)

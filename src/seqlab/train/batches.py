@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from seqlab.model.batch import Batch, make_batch
+from seqlab.preprocess import read_encoded, sample_count, sample_split
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,32 @@ class EncodedSplit:
 
     def batch(self, indices: np.ndarray) -> Batch:
         return make_batch([self.src[i] for i in indices], [self.tgt[i] for i in indices])
+
+
+class SampledSplits(Sequence[EncodedSplit]):
+    """The train split's subword samples, read when used and only one kept: each is as large as
+    the split itself, so a run holds two splits in memory however many samples there are."""
+
+    def __init__(self, count: int, *, load: Callable[[int], EncodedSplit]) -> None:
+        self._count, self._load = count, load
+        self._cached: tuple[int, EncodedSplit] | None = None
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, number: int) -> EncodedSplit:  # type: ignore[override]  # no slices
+        if not 0 <= number < self._count:
+            raise IndexError(number)
+        if self._cached is None or self._cached[0] != number:
+            self._cached = None  # freed before the next one is read
+            self._cached = (number, self._load(number))
+        return self._cached[1]
+
+
+def sampled_splits(directory: str | Path) -> SampledSplits:
+    """The subword samples preprocess wrote to ``directory`` (none when it wrote none), read when used."""
+    return SampledSplits(sample_count(directory),
+                         load=lambda number: EncodedSplit(*read_encoded(directory, sample_split(number))))
 
 
 def epoch_split(split: EncodedSplit, samples: Sequence[EncodedSplit], epoch: int) -> EncodedSplit:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -35,7 +36,7 @@ class TrainInputs:
     valid: EncodedSplit
     valid_text: ParallelText
     tokenizer: Tokenizer
-    samples: tuple[EncodedSplit, ...] = ()
+    samples: Sequence[EncodedSplit] = ()
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ def run_job(inputs: TrainInputs, config: Config, *, device: torch.device, world:
     settings = {"seed": config.seed, "model": as_dict(config.model), "train": config.train.results_keys(),
                 "tokenize": config.evaluate.tokenize, "world_size": world.size,
                 "init_from": _file_digest(config.train.init_from)}  # its weights, not only its path
-    sampled = [side for sample in inputs.samples for side in (sample.src, sample.tgt)]
+    sampled = (side for sample in inputs.samples for side in (sample.src, sample.tgt))
     run_id = run_fingerprint(settings, train=[inputs.train.src, inputs.train.tgt, *sampled],
                              valid=[inputs.valid.src, inputs.valid.tgt],
                              valid_text=inputs.valid_text.src + inputs.valid_text.tgt,
@@ -99,7 +100,8 @@ def _fit(inputs: TrainInputs, config: Config, scratch: RunDir, check: ResumeChec
             live.log_params({"processes": world.size, "effective_batch_tokens": effective})
         result = train(inputs.train, inputs.valid, inputs.valid_text, samples=inputs.samples,
                        model_config=config.model, config=config.train, tokenizer=inputs.tokenizer,
-                       seed=config.seed, device=device, info=info, resume=resume, live=live, outputs=Outputs(scratch.model, scratch.state, run_id),
+                       seed=config.seed, device=device, info=info, resume=resume, live=live,
+                       outputs=Outputs(scratch.model, scratch.state, run_id),
                        tokenize=config.evaluate.tokenize, world=world)
         if live is not None:  # the saved model's: the average's when it replaced the best
             live.summary.update({"best_step": result.best_step,

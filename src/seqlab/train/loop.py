@@ -204,7 +204,8 @@ def _epoch_steps(lengths: list[tuple[np.ndarray, np.ndarray]], *, cap: int, run:
     which depends on the lengths only, not on the shuffle; announced with the model's size."""
     steps = [len(bucket_indices(*pair, batch_tokens=cap, generator=None)) for pair in lengths]
     if run.world.leader:
-        each = f"{steps[0]}" if len(set(steps)) == 1 else f"{min(steps)}-{max(steps)} (over {len(steps)} subword samples)"
+        each = f"{steps[0]}" if len(set(steps)) == 1 else \
+            f"{min(steps)}-{max(steps)} (over {len(steps)} subword samples)"
         config = run.config
         print(f"model: {count_parameters(run.model):,} parameters on {run.device}; {each} steps per epoch; "
               f"effective batch {run.world.size} processes x {config.accumulate} accumulate x {config.batch_tokens} "

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,7 @@ class ResumeCheck:
         return self.saved is not None and self.saved.progress.finished
 
 
-def fingerprint(*, params: dict[str, Any], arrays: Sequence[Sequence[np.ndarray]], blobs: Sequence[bytes]) -> str:
+def fingerprint(*, params: dict[str, Any], arrays: Iterable[Sequence[np.ndarray]], blobs: Sequence[bytes]) -> str:
     """sha256 over the parameters (as sorted JSON), piece-id arrays and raw bytes (tokenizers, texts)."""
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
     for side in arrays:
@@ -99,12 +100,13 @@ def fingerprint(*, params: dict[str, Any], arrays: Sequence[Sequence[np.ndarray]
     return digest.hexdigest()
 
 
-def run_fingerprint(settings: dict[str, Any], *, train: Sequence[Sequence[np.ndarray]],
+def run_fingerprint(settings: dict[str, Any], *, train: Iterable[Sequence[np.ndarray]],
                     valid: Sequence[Sequence[np.ndarray]], valid_text: Sequence[str],
                     tokenizers: Sequence[bytes]) -> str:
     """The fingerprint of one training run: its settings, its train and valid ids (source and target
-    sides), the raw valid text its metric decodes, and the tokenizer models."""
-    return fingerprint(params=settings, arrays=[*train, *valid],
+    sides), the raw valid text its metric decodes, and the tokenizer models. ``train`` is iterated
+    once: subword samples are read one at a time."""
+    return fingerprint(params=settings, arrays=itertools.chain(train, valid),
                        blobs=[*tokenizers, "\n".join(valid_text).encode()])
 
 
