@@ -9,9 +9,9 @@ from seqlab.core.data_config import PreprocessConfig
 from seqlab.core.errors import DataError, run_stage
 from seqlab.core.files import atomic_path, remove_leftovers, write_text
 from seqlab.core.text import iter_parallel
-from seqlab.preprocess import (ENCODED_SPLITS, SplitStats, encode, encode_threads, filter_pairs, sample, sample_split,
-                               shard_path, usable, write_shard)
-from seqlab.tokenizer import Tokenizer, load_tokenizer, seed_sampling
+from seqlab.preprocess import (ENCODED_SPLITS, SplitStats, encode, encode_threads, filter_pairs, shard_path, usable,
+                               write_samples, write_shard)
+from seqlab.tokenizer import Tokenizer, load_tokenizer
 
 
 def encode_split(corpus: Path, split: str, out: Path, *, tokenizer: Tokenizer, config: PreprocessConfig,
@@ -25,11 +25,9 @@ def encode_split(corpus: Path, split: str, out: Path, *, tokenizer: Tokenizer, c
         encoded = encode(chunk, tokenizer, threads=threads)
         kept, chunk_stats = filter_pairs(encoded, config)
         write_shard(kept, shard_path(out, split, shards))
-        for number in range(samples):
-            seed_sampling(seed + 1_000_003 * number + shards)
-            drawn = sample(encoded[usable(encoded, config)], tokenizer, alpha=config.subword_alpha, config=config)
-            write_shard(drawn.frame, shard_path(out, sample_split(number), shards))
-            kept_best += drawn.kept_best
+        if samples:
+            kept_best += write_samples(encoded[usable(encoded, config)], out, shards, tokenizer=tokenizer,
+                                       config=config, seed=seed)
         stats, shards = stats + chunk_stats, shards + 1
     if not stats.kept:
         raise DataError(f"preprocess: every {split} pair was dropped ({stats.dropped_empty:,} empty, "

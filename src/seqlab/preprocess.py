@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from seqlab.core.data_config import PreprocessConfig
 from seqlab.core.errors import DataError
-from seqlab.tokenizer import Tokenizer
+from seqlab.tokenizer import Tokenizer, seed_sampling
 
 ENCODED_SPLITS = ("train", "valid")  # the test split is decoded from raw text, never filtered
 IDS = pa.list_(pa.int32())
@@ -121,15 +121,27 @@ def sample(pairs: pd.DataFrame, tokenizer: Tokenizer, *, alpha: float, config: P
     Columns ``src_ids`` and ``tgt_ids`` of one sampled segmentation of each (see ``Tokenizer.sample_src``)."""
     src = tokenizer.sample_src(pairs["src"].tolist(), alpha=alpha)
     tgt = tokenizer.sample_tgt(pairs["tgt"].tolist(), alpha=alpha)
-    best_src, best_tgt = pairs["src_ids"].tolist(), pairs["tgt_ids"].tolist()
     kept_best = 0
-    for i, (s, t) in enumerate(zip(src, tgt)):
+    for i, (s, t) in enumerate(zip(src, tgt)):  # the best ids are read only for the few over the limit
         if len(s) > config.max_src_len:
-            src[i], kept_best = list(best_src[i]), kept_best + 1
+            src[i], kept_best = list(pairs["src_ids"].iloc[i]), kept_best + 1
         if len(t) > config.max_tgt_len:
-            tgt[i], kept_best = list(best_tgt[i]), kept_best + 1
+            tgt[i], kept_best = list(pairs["tgt_ids"].iloc[i]), kept_best + 1
     index = pd.RangeIndex(len(pairs))
     return Sampled(pd.DataFrame({"src_ids": _ids_column(src, index), "tgt_ids": _ids_column(tgt, index)}), kept_best)
+
+
+def write_samples(pairs: pd.DataFrame, directory: Path, shard: int, *, tokenizer: Tokenizer,
+                  config: PreprocessConfig, seed: int) -> int:
+    """``config.subword_samples`` sampled segmentations of one shard's kept ``pairs`` (as :func:`sample`),
+    each written as shard ``shard`` of its own split; returns the sides that kept their best segmentation."""
+    kept_best = 0
+    for number in range(config.subword_samples):
+        seed_sampling(seed + 1_000_003 * number + shard)
+        drawn = sample(pairs, tokenizer, alpha=config.subword_alpha, config=config)
+        write_shard(drawn.frame, shard_path(directory, sample_split(number), shard))
+        kept_best += drawn.kept_best
+    return kept_best
 
 
 # ---------------------------------------------------------------- shards on disk

@@ -8,9 +8,8 @@ frozen :class:`Plateau` that :func:`plateau_update` advances once per validation
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from seqlab.core.run_config import TrainConfig
