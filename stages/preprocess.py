@@ -15,7 +15,7 @@ from seqlab.tokenizer import Tokenizer, load_tokenizer
 
 
 def encode_split(corpus: Path, split: str, out: Path, *, tokenizer: Tokenizer, config: PreprocessConfig,
-                 seed: int) -> dict:
+                 seed: int, unigram: bool) -> dict:
     """Stream one split through encode and filter, one shard per chunk (and per subword sample of
     train); its counts for the report."""
     stats, shards, kept_best = SplitStats(), 0, 0
@@ -27,7 +27,7 @@ def encode_split(corpus: Path, split: str, out: Path, *, tokenizer: Tokenizer, c
         write_shard(kept, shard_path(out, split, shards))
         if samples:
             kept_best += write_samples(encoded[usable(encoded, config)], out, shards, tokenizer=tokenizer,
-                                       config=config, seed=seed)
+                                       config=config, seed=seed, unigram=unigram)
         stats, shards = stats + chunk_stats, shards + 1
     if not stats.kept:
         raise DataError(f"preprocess: every {split} pair was dropped ({stats.dropped_empty:,} empty, "
@@ -44,7 +44,8 @@ def main() -> None:
     with atomic_path(config.paths.encoded) as tmp:
         tmp.mkdir()
         report = {split: encode_split(Path(config.paths.corpus), split, tmp, tokenizer=tokenizer,
-                                      config=config.preprocess, seed=config.seed) for split in ENCODED_SPLITS}
+                                      config=config.preprocess, seed=config.seed,
+                                      unigram=config.tokenizer.model_type == "unigram") for split in ENCODED_SPLITS}
     write_text(config.paths.preprocess_stats, json.dumps(report, indent=2) + "\n")
     for split, s in report.items():
         print(f"preprocess: {split}: kept {s['kept']:,} of {s['input']:,} pairs in {s['shards']} shards "

@@ -9,6 +9,8 @@ int32 from end to end: no Python object per sentence is kept.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,7 @@ import pyarrow.parquet as pq
 
 from seqlab.core.data_config import PreprocessConfig
 from seqlab.core.errors import DataError
-from seqlab.tokenizer import Tokenizer, seed_sampling
+from seqlab.tokenizer import Side, Tokenizer, seed_sampling
 
 ENCODED_SPLITS = ("train", "valid")  # the test split is decoded from raw text, never filtered
 IDS = pa.list_(pa.int32())
@@ -99,6 +101,15 @@ def filter_pairs(frame: pd.DataFrame, config: PreprocessConfig) -> tuple[pd.Data
 
 
 # ---------------------------------------------------------------- subword regularization
+#
+# A unigram tokenizer's samples are drawn from each line's ``subword_nbest`` best segmentations
+# with P(x) proportional to P(x) ** alpha (Kudo, 2018, section 3.3): sentencepiece gives the n-best
+# and the piece scores, deterministically, and the draw is seqlab's, from generators seeded by the
+# stage seed, the shard, the side and the sample's number. sentencepiece 0.2's own sampler (used
+# for BPE-dropout, and for unigram with subword_nbest -1) draws differently in every process
+# whatever its seed, so its samples differ each time preprocess runs.
+
+NBEST_CHUNK = 5_000  # pairs whose n-best lists are held at once (64 x ~15 ids a side each)
 
 
 def sample_split(number: int) -> str:
@@ -118,7 +129,8 @@ class Sampled:
 
 def sample(pairs: pd.DataFrame, tokenizer: Tokenizer, *, alpha: float, config: PreprocessConfig) -> Sampled:
     """pairs: the kept rows of :func:`encode`'s frame (``src``, ``tgt``, ``src_ids``, ``tgt_ids``).
-    Columns ``src_ids`` and ``tgt_ids`` of one sampled segmentation of each (see ``Tokenizer.sample_src``)."""
+    Columns ``src_ids`` and ``tgt_ids`` of one segmentation of each drawn by sentencepiece's sampler
+    (see ``Tokenizer.sample_src``)."""
     src = tokenizer.sample_src(pairs["src"].tolist(), alpha=alpha)
     tgt = tokenizer.sample_tgt(pairs["tgt"].tolist(), alpha=alpha)
     kept_best = 0
@@ -131,10 +143,78 @@ def sample(pairs: pd.DataFrame, tokenizer: Tokenizer, *, alpha: float, config: P
     return Sampled(pd.DataFrame({"src_ids": _ids_column(src, index), "tgt_ids": _ids_column(tgt, index)}), kept_best)
 
 
+def pick_segmentations(candidates: list[list[list[int]]], piece_scores: np.ndarray, *, alpha: float, limit: int,
+                       uniform: np.ndarray) -> np.ndarray:
+    """(K, n): which of line i's candidates sample k takes, or -1 where none has at most ``limit`` pieces.
+
+    candidates: n lists of segmentations (piece ids); piece_scores: (V,) log-probabilities;
+    uniform: (K, n) draws in [0, 1). Among a line's candidates within the limit, x is taken with
+    probability P(x) ** alpha / sum P(y) ** alpha: inverse-CDF sampling, all lines at once.
+    """
+    counts = np.fromiter(map(len, candidates), np.int64, len(candidates))
+    lengths = np.fromiter((len(x) for c in candidates for x in c), np.int64, int(counts.sum()))
+    ids = np.fromiter(itertools.chain.from_iterable(itertools.chain.from_iterable(candidates)), np.int64,
+                      int(lengths.sum()))
+    sums = np.concatenate(([0.0], np.cumsum(piece_scores[ids])))
+    ends = np.cumsum(lengths)
+    logits = np.where(lengths <= limit, alpha * (sums[ends] - sums[ends - lengths]), -np.inf)
+    rows = np.repeat(np.arange(len(candidates)), counts)
+    columns = np.arange(len(lengths)) - np.repeat(np.cumsum(counts) - counts, counts)
+    table = np.full((len(candidates), max(int(counts.max(initial=0)), 1)), -np.inf)
+    table[rows, columns] = logits
+    top = table.max(axis=1, keepdims=True)
+    cdf = np.cumsum(np.exp(table - np.where(np.isfinite(top), top, 0.0)), axis=1)  # (n, C)
+    total = cdf[:, -1]
+    picks = (cdf[None] <= (uniform * total)[:, :, None]).sum(axis=2)  # the first place the CDF passes u
+    return np.where(total > 0, np.minimum(picks, np.maximum(counts - 1, 0)), -1)
+
+
+def _draw(lines: list[str], best: pd.Series, uniform: np.ndarray, *, side: Side, tokenizer: Tokenizer,
+          config: PreprocessConfig) -> tuple[list[list[list[int]]], int]:
+    """drawn[k][i]: line i's segmentation in sample k (uniform: (K, n)), from its n-best; and how many
+    draws found no candidate within the length limit and so keep the best segmentation ``best``."""
+    limit = config.max_src_len if side == "src" else config.max_tgt_len
+    candidates = tokenizer.nbest(side, lines, size=config.subword_nbest)
+    picks = pick_segmentations(candidates, tokenizer.piece_scores(side), alpha=config.subword_alpha, limit=limit,
+                               uniform=uniform)
+    drawn = [[c[p] if p >= 0 else list(best.iloc[i]) for i, (c, p) in enumerate(zip(candidates, row))] for row in picks]
+    return drawn, int((picks < 0).sum())
+
+
+def write_nbest_samples(pairs: pd.DataFrame, directory: Path, shard: int, *, tokenizer: Tokenizer,
+                        config: PreprocessConfig, seed: int) -> int:
+    """``config.subword_samples`` segmentations of shard ``shard``'s kept ``pairs`` (``src``, ``tgt`` and
+    their best ``src_ids``, ``tgt_ids``), each side drawn from its ``config.subword_nbest`` best
+    (:func:`pick_segmentations`), the same on every run; each written as shard ``shard`` of its own
+    split, NBEST_CHUNK pairs at a time. Returns the draws that kept the best segmentation."""
+    count, kept_best = config.subword_samples, 0
+    uniform = {side: np.stack([np.random.default_rng([seed, shard, number, k]).random(len(pairs))
+                               for k in range(count)]) for number, side in enumerate(("src", "tgt"))}
+    schema = pa.schema([("src_ids", IDS), ("tgt_ids", IDS)])
+    with contextlib.ExitStack() as stack:
+        writers = [stack.enter_context(pq.ParquetWriter(shard_path(directory, sample_split(k), shard), schema))
+                   for k in range(count)]
+        for start in range(0, len(pairs), NBEST_CHUNK):
+            chunk, columns = pairs.iloc[start : start + NBEST_CHUNK], {}
+            for side in ("src", "tgt"):
+                columns[side], kept = _draw(chunk[side].tolist(), chunk[f"{side}_ids"],
+                                            uniform[side][:, start : start + NBEST_CHUNK], side=side,
+                                            tokenizer=tokenizer, config=config)
+                kept_best += kept
+            for k, writer in enumerate(writers):
+                writer.write_table(pa.table({"src_ids": pa.array(columns["src"][k], type=IDS),
+                                             "tgt_ids": pa.array(columns["tgt"][k], type=IDS)}, schema=schema))
+    return kept_best
+
+
 def write_samples(pairs: pd.DataFrame, directory: Path, shard: int, *, tokenizer: Tokenizer,
-                  config: PreprocessConfig, seed: int) -> int:
-    """``config.subword_samples`` sampled segmentations of one shard's kept ``pairs`` (as :func:`sample`),
-    each written as shard ``shard`` of its own split; returns the sides that kept their best segmentation."""
+                  config: PreprocessConfig, seed: int, unigram: bool) -> int:
+    """``config.subword_samples`` segmentations of one shard's kept ``pairs``, each written as shard
+    ``shard`` of its own split: from the n-best for a unigram tokenizer (:func:`write_nbest_samples`)
+    unless ``subword_nbest`` is -1, else by sentencepiece's sampler (:func:`sample`). Returns the sides
+    that kept their best segmentation."""
+    if unigram and config.subword_nbest > 0:
+        return write_nbest_samples(pairs, directory, shard, tokenizer=tokenizer, config=config, seed=seed)
     kept_best = 0
     for number in range(config.subword_samples):
         seed_sampling(seed + 1_000_003 * number + shard)

@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
+import numpy as np
 import sentencepiece as spm
 
 from seqlab.core.data_config import TokenizerConfig
@@ -30,6 +32,8 @@ PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 # would otherwise come back as sentencepiece's own unknown glyph).
 UNK_WORD = "<unk_word>"
 UNK_GLYPH = "\u2047"  # what sentencepiece writes for UNK_ID when it decodes
+
+Side = Literal["src", "tgt"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,20 @@ class Tokenizer:
 
     def sample_tgt(self, lines: list[str], *, alpha: float) -> list[list[int]]:
         return self.tgt.encode(self._mark(lines), enable_sampling=True, alpha=alpha, nbest_size=-1, num_threads=1)
+
+    def nbest(self, side: Side, lines: list[str], *, size: int) -> list[list[list[int]]]:
+        """The ``size`` most probable segmentations of each line (fewer where fewer exist), most
+        probable first: a unigram model's n-best, deterministic, unlike sentencepiece's sampling."""
+        return self._processor(side).nbest_encode(self._mark(lines), nbest_size=size)
+
+    def piece_scores(self, side: Side) -> np.ndarray:
+        """(V,) each piece's score, its log-probability in a unigram model: a segmentation's
+        log-probability is the sum over its pieces."""
+        processor = self._processor(side)
+        return np.array([processor.get_score(i) for i in range(processor.get_piece_size())], dtype=np.float64)
+
+    def _processor(self, side: Side) -> spm.SentencePieceProcessor:
+        return self.src if side == "src" else self.tgt
 
     def decode_tgt(self, ids: list[list[int]], *, unk_spelling: str = "") -> list[str]:
         """Texts of piece ids. With unknown-word markers, UNK_WORD and sentencepiece's own

@@ -61,6 +61,9 @@ class Config:
         for name in ("share_embeddings", "copy"):
             if getattr(self.model, name) and not self.tokenizer.joint:
                 raise ConfigError(f"model.{name}: needs tokenizer.joint: true (one vocabulary for both sides)")
+        if self.preprocess.subword_samples and self.tokenizer.model_type not in ("unigram", "bpe"):
+            raise ConfigError(f"preprocess.subword_samples: needs a unigram or bpe tokenizer, and tokenizer.model_type "
+                              f"is {self.tokenizer.model_type} (a {self.tokenizer.model_type} model has one segmentation)")
         if self.model.arch == "transformer":
             needed = max(self.preprocess.max_src_len, self.preprocess.max_tgt_len + 1, self.decode.max_length + 1)
             if needed > self.model.max_positions:

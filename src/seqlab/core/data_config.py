@@ -181,6 +181,9 @@ class PreprocessConfig:
     # one per epoch in turn; 0: every epoch sees the tokenizer's best segmentation.
     subword_samples: int = 0
     subword_alpha: float = 0.5  # unigram: smoothing of the sampling (smaller: more varied); bpe: dropout rate
+    # unigram: draw from each line's this many best segmentations, seeded, so every run draws the same;
+    # -1: sentencepiece's sampler over all of them, which draws differently on every run. bpe: not used.
+    subword_nbest: int = 64
 
     def __post_init__(self) -> None:
         for name in ("max_src_len", "max_tgt_len", "shard_size"):
@@ -192,3 +195,5 @@ class PreprocessConfig:
             raise ConfigError("preprocess.subword_samples: must be in [0, 999] (0: off)")
         if not 0.0 < self.subword_alpha <= 1.0:
             raise ConfigError("preprocess.subword_alpha: must be in (0, 1]")
+        if self.subword_nbest != -1 and not 2 <= self.subword_nbest <= 1000:
+            raise ConfigError("preprocess.subword_nbest: must be -1 (sentencepiece's sampler) or in [2, 1000]")
