@@ -14,11 +14,24 @@ import torch
 from dvc_repo import Repo, make_repo, merge
 from test_resume import RESUME, kill_after_first_save, outcome, scratch
 
+from seqlab.core.config import load_config
 from seqlab.core.data_config import PreprocessConfig, TokenizerConfig
 from seqlab.core.errors import ConfigError, DataError
 from seqlab.core.run_config import TrainConfig
 from seqlab.core.text import ParallelText
-from seqlab.preprocess import encode, read_encoded, sample, sample_count, sample_split, shard_path, usable, write_shard
+from seqlab.preprocess import (
+    encode,
+    pick_segmentations,
+    read_encoded,
+    sample,
+    sample_count,
+    sample_split,
+    shard_path,
+    usable,
+    write_nbest_samples,
+    write_samples,
+    write_shard,
+)
 from seqlab.tokenizer import Tokenizer, seed_sampling, train_tokenizer
 from seqlab.train.batches import EncodedSplit, SampledSplits, epoch_split, sampled_splits
 from seqlab.train.schedule import planned_steps
@@ -114,11 +127,98 @@ def test_epochs_cycle_through_the_samples() -> None:
     assert planned_steps(TrainConfig(epochs=5, max_steps=30), steps_per_epoch=[10, 11, 12]) == 30
 
 
-def test_subword_keys_are_checked() -> None:
+def test_segmentations_are_drawn_in_proportion_to_their_probability_to_the_alpha() -> None:
+    scores = np.log([0.5, 0.3, 0.2, 0.1])  # pieces 0..3
+    candidates = [
+        [[0], [1], [2, 3]],  # P: 0.5, 0.3, 0.02
+        [[0, 0, 0], [1]],  # the first is over the limit of 2 pieces
+        [[0, 0, 0]],  # none within the limit
+        [],  # no segmentation at all
+    ]
+    uniform = np.random.default_rng(0).random((40_000, len(candidates)))
+    picks = pick_segmentations(candidates, scores, alpha=0.5, limit=2, uniform=uniform)
+    assert picks.shape == (40_000, 4)
+    weights = np.sqrt([0.5, 0.3, 0.02])
+    frequencies = np.bincount(picks[:, 0], minlength=3) / len(picks)
+    np.testing.assert_allclose(frequencies, weights / weights.sum(), atol=0.01)
+    assert (picks[:, 1] == 1).all() and (picks[:, 2] == -1).all() and (picks[:, 3] == -1).all()
+    ends = pick_segmentations(candidates[:1], scores, alpha=1.0, limit=2, uniform=np.array([[0.0], [0.999999]]))
+    assert ends.tolist() == [[0], [2]]  # the CDF's two ends
+    assert pick_segmentations([[[0], [1]]], scores, alpha=1.0, limit=2, uniform=np.array([[0.6]])).tolist() == [[0]]
+    assert pick_segmentations([[[0], [1]]], scores, alpha=1.0, limit=2, uniform=np.array([[0.7]])).tolist() == [[1]]
+
+
+def nbest_files(tokenizer: Tokenizer, directory: Path, config: PreprocessConfig, *, seed: int) -> dict[str, bytes]:
+    directory.mkdir()
+    kept_best = write_nbest_samples(encoded(tokenizer, config), directory, 0, tokenizer=tokenizer, config=config,
+                                    seed=seed)
+    assert kept_best == 0  # the best segmentation is one of the n-best, so a line within the limit has one
+    return {path.name: path.read_bytes() for path in sorted(directory.iterdir())}
+
+
+def test_nbest_samples_follow_the_seed_and_decode_to_the_same_text(tokenizer: Tokenizer, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("seqlab.preprocess.NBEST_CHUNK", 7)  # several row groups
+    config = PreprocessConfig(subword_samples=3, subword_alpha=0.2, subword_nbest=16)
+    first = nbest_files(tokenizer, tmp_path / "a", config, seed=5)
+    assert list(first) == [f"{sample_split(k)}-00000.parquet" for k in range(3)]
+    assert nbest_files(tokenizer, tmp_path / "b", config, seed=5) == first
+    assert nbest_files(tokenizer, tmp_path / "c", config, seed=6) != first
+    best = encoded(tokenizer, config)
+    drawn = [read_encoded(tmp_path / "a", sample_split(k)) for k in range(3)]
+    for src, tgt in drawn:
+        assert tokenizer.src.decode([list(ids) for ids in src]) == TEXT.src
+        assert tokenizer.decode_tgt([list(ids) for ids in tgt]) == TEXT.tgt
+    assert [list(ids) for ids in drawn[0][1]] != [list(ids) for ids in drawn[1][1]]
+    changed = np.mean([list(a) != list(b) for a, b in zip(drawn[0][1], best["tgt_ids"])])
+    assert 0 < changed < 1
+
+
+def test_nbest_samples_stay_within_the_length_limit(tokenizer: Tokenizer, tmp_path: Path) -> None:
+    best_longest = max(len(ids) for ids in encoded(tokenizer, PreprocessConfig())["src_ids"])
+    config = PreprocessConfig(max_src_len=best_longest, subword_samples=4, subword_alpha=0.05)
+    nbest_files(tokenizer, tmp_path / "a", config, seed=1)
+    for k in range(4):
+        src, _ = read_encoded(tmp_path / "a", sample_split(k))
+        assert len(src) == len(TEXT.src) and max(map(len, src)) <= best_longest
+
+
+def test_write_samples_uses_sentencepiece_for_bpe_and_for_nbest_minus_one(tokenizer: Tokenizer,
+                                                                         tmp_path: Path) -> None:
+    config = PreprocessConfig(subword_samples=1, subword_alpha=0.2, subword_nbest=-1)
+    pairs = encoded(tokenizer, config)
+    write_samples(pairs, tmp_path, 3, tokenizer=tokenizer, config=config, seed=10, unigram=True)
+    seed_sampling(10 + 3)  # what write_samples seeds sentencepiece with for sample 0 of shard 3
+    expected = sample(pairs, tokenizer, alpha=0.2, config=config).frame
+    src, tgt = read_encoded(tmp_path, sample_split(0))
+    assert [list(a) for a in src] == [list(a) for a in expected["src_ids"]]
+
+    bpe = train_tokenizer(TEXT, TokenizerConfig(vocab_size=40, model_type="bpe"), seed=1)
+    config = PreprocessConfig(subword_samples=2, subword_alpha=0.3)  # nbest 64 does not apply to BPE
+    pairs = encoded(bpe, config)
+    (tmp_path / "bpe").mkdir()
+    write_samples(pairs, tmp_path / "bpe", 0, tokenizer=bpe, config=config, seed=10, unigram=False)
+    for k in range(2):
+        src, tgt = read_encoded(tmp_path / "bpe", sample_split(k))
+        assert bpe.decode_tgt([list(a) for a in tgt]) == TEXT.tgt
+    assert [list(a) for a in tgt] != [list(a) for a in pairs["tgt_ids"]]  # BPE-dropout split some words
+
+
+def test_subword_keys_are_checked(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"preprocess\.subword_samples"):
         PreprocessConfig(subword_samples=-1)
     with pytest.raises(ConfigError, match=r"preprocess\.subword_alpha"):
         PreprocessConfig(subword_alpha=0.0)
+    for bad in (0, 1, 1001, -2):
+        with pytest.raises(ConfigError, match=r"preprocess\.subword_nbest: must be -1 .* or in \[2, 1000\]"):
+            PreprocessConfig(subword_nbest=bad)
+    assert PreprocessConfig(subword_nbest=-1).subword_nbest == -1
+    for model_type in ("char", "word"):
+        params = tmp_path / f"{model_type}.yaml"
+        params.write_text(f"tokenizer:\n  model_type: {model_type}\npreprocess:\n  subword_samples: 4\n")
+        with pytest.raises(ConfigError, match=rf"preprocess\.subword_samples: needs a unigram or bpe tokenizer, "
+                                              rf"and tokenizer\.model_type is {model_type}"):
+            load_config(params)
 
 
 # ---------------------------------------------------------------- under real dvc
@@ -138,17 +238,18 @@ def test_samples_are_stage_outputs_and_a_killed_run_resumes_exactly(repo: Repo) 
     drawn = {path.name: path.read_bytes() for path in encoded.glob("train.sample*-*.parquet")}
     assert sorted(drawn) == ["train.sample000-00000.parquet", "train.sample001-00000.parquet"]
     assert drawn["train.sample000-00000.parquet"] != drawn["train.sample001-00000.parquet"]
-    # sentencepiece 0.2's draws differ from process to process whatever the seed, so the samples
-    # are what DVC versions: the run below trains on these bytes, and resumes on them.
-    assert "up to date" in repo.dvc("status", "preprocess").stdout
+    # The draws are seeded (the n-best path): a forced preprocess, in a new process, writes the same bytes.
+    repo.dvc("repro", "-f", "preprocess")
+    assert {path.name: path.read_bytes() for path in encoded.glob("train.sample*-*.parquet")} == drawn
 
     out = repo.dvc("repro", "train").stdout
     assert "starting fresh" in out
     straight = outcome(repo)
     shutil.rmtree(scratch(repo))
-    # -s: a forced preprocess would draw new samples, and so start a new run rather than resume this one.
-    saved_step = kill_after_first_save(repo, only_train=True)
-    out = repo.dvc("repro", "-f", "-s", "train").stdout
+    # The whole pipeline forced and killed in train: preprocess draws the same samples again, so the
+    # run resumes on the data it was killed on and ends where the straight run did.
+    saved_step = kill_after_first_save(repo)
+    out = repo.dvc("repro", "-f", "train").stdout
     assert f"resuming from step {saved_step} " in out
     weights, best, curves = outcome(repo)
     assert all(torch.equal(weights[k], straight[0][k]) for k in weights)

@@ -188,7 +188,7 @@ def write_nbest_samples(pairs: pd.DataFrame, directory: Path, shard: int, *, tok
     (:func:`pick_segmentations`), the same on every run; each written as shard ``shard`` of its own
     split, NBEST_CHUNK pairs at a time. Returns the draws that kept the best segmentation."""
     count, kept_best = config.subword_samples, 0
-    uniform = {side: np.stack([np.random.default_rng([seed, shard, number, k]).random(len(pairs))
+    uniform = {side: np.stack([np.random.default_rng([seed % 2**64, shard, number, k]).random(len(pairs))
                                for k in range(count)]) for number, side in enumerate(("src", "tgt"))}
     schema = pa.schema([("src_ids", IDS), ("tgt_ids", IDS)])
     with contextlib.ExitStack() as stack:

@@ -87,7 +87,8 @@ class Tokenizer:
         """One segmentation of each line drawn from the model's distribution over all of them
         (subword regularization; for a BPE model, BPE-dropout at rate ``alpha``). One thread, so that
         within a process the draws follow :func:`seed_sampling`; sentencepiece 0.2's draws still differ
-        between processes for the same seed, so the drawn ids are kept as stage outputs (DVC versions them)."""
+        between processes for the same seed (its binary seeds abseil's generator itself), which is why
+        a unigram model's samples come from :meth:`nbest` and seqlab's own seeded draw instead."""
         return self.src.encode(self._mark(lines), enable_sampling=True, alpha=alpha, nbest_size=-1, num_threads=1)
 
     def sample_tgt(self, lines: list[str], *, alpha: float) -> list[list[int]]:
