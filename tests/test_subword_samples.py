@@ -204,13 +204,24 @@ def test_write_samples_uses_sentencepiece_for_bpe_and_for_nbest_minus_one(tokeni
     assert [list(a) for a in tgt] != [list(a) for a in pairs["tgt_ids"]]  # BPE-dropout split some words
 
 
+def test_the_largest_accepted_nbest_runs_through_sentencepiece(tokenizer: Tokenizer) -> None:
+    # The key's upper bound is sentencepiece's own: one more and nbest encoding raises
+    largest = 512
+    PreprocessConfig(subword_nbest=largest)
+    candidates = tokenizer.nbest("src", ["the little house by the river"], size=largest)[0]
+    assert 1 < len(candidates) <= largest
+    assert all(tokenizer.src.decode(ids) == "the little house by the river" for ids in candidates)
+    with pytest.raises(RuntimeError, match="nbest_size"):
+        tokenizer.nbest("src", ["the little house"], size=largest + 1)
+
+
 def test_subword_keys_are_checked(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"preprocess\.subword_samples"):
         PreprocessConfig(subword_samples=-1)
     with pytest.raises(ConfigError, match=r"preprocess\.subword_alpha"):
         PreprocessConfig(subword_alpha=0.0)
-    for bad in (0, 1, 1001, -2):
-        with pytest.raises(ConfigError, match=r"preprocess\.subword_nbest: must be -1 .* or in \[2, 1000\]"):
+    for bad in (0, 1, 513, -2):
+        with pytest.raises(ConfigError, match=r"preprocess\.subword_nbest: must be -1 .* or in \[2, 512\]"):
             PreprocessConfig(subword_nbest=bad)
     assert PreprocessConfig(subword_nbest=-1).subword_nbest == -1
     for model_type in ("char", "word"):

@@ -195,5 +195,6 @@ class PreprocessConfig:
             raise ConfigError("preprocess.subword_samples: must be in [0, 999] (0: off)")
         if not 0.0 < self.subword_alpha <= 1.0:
             raise ConfigError("preprocess.subword_alpha: must be in (0, 1]")
-        if self.subword_nbest != -1 and not 2 <= self.subword_nbest <= 1000:
-            raise ConfigError("preprocess.subword_nbest: must be -1 (sentencepiece's sampler) or in [2, 1000]")
+        # 512 is sentencepiece's own limit (kMaxNBestSize); past it nbest encoding raises
+        if self.subword_nbest != -1 and not 2 <= self.subword_nbest <= 512:
+            raise ConfigError("preprocess.subword_nbest: must be -1 (sentencepiece's sampler) or in [2, 512]")
