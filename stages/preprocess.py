@@ -9,8 +9,9 @@ from seqlab.core.data_config import PreprocessConfig
 from seqlab.core.errors import DataError, run_stage
 from seqlab.core.files import atomic_path, remove_leftovers, write_text
 from seqlab.core.text import iter_parallel
-from seqlab.preprocess import (ENCODED_SPLITS, SplitStats, encode, encode_threads, filter_pairs, shard_path, usable,
-                               write_samples, write_shard)
+from seqlab.preprocess.encode import SplitStats, encode, encode_threads, filter_pairs, usable
+from seqlab.preprocess.samples import write_samples
+from seqlab.preprocess.shards import ENCODED_SPLITS, shard_path, write_shard
 from seqlab.tokenizer import Tokenizer, load_tokenizer
 
 

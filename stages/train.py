@@ -10,7 +10,7 @@ from seqlab.core.errors import run_stage
 from seqlab.core.files import write_text
 from seqlab.core.text import read_parallel
 from seqlab.model.runtime import limit_kernel_cache, seed_everything, set_threads
-from seqlab.preprocess import read_encoded
+from seqlab.preprocess.shards import read_encoded
 from seqlab.tokenizer import load_tokenizer
 from seqlab.train.batches import EncodedSplit, sampled_splits
 from seqlab.train.distributed import device_for, from_env, start, stop

@@ -11,7 +11,8 @@ import pytest
 from seqlab.core.data_config import PreprocessConfig, TokenizerConfig
 from seqlab.core.errors import ConfigError, DataError
 from seqlab.core.text import ParallelText
-from seqlab.preprocess import SplitStats, encode, encode_threads, filter_pairs, read_encoded, shard_path, write_shard
+from seqlab.preprocess.encode import SplitStats, encode, encode_threads, filter_pairs
+from seqlab.preprocess.shards import read_encoded, shard_path, write_shard
 from seqlab.tokenizer import Tokenizer, train_tokenizer
 
 WORDS = ParallelText(

@@ -4,6 +4,7 @@ one per epoch by train (real sentencepiece, a tiny unigram model)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import shutil
 from pathlib import Path
 
@@ -15,23 +16,13 @@ from dvc_repo import Repo, make_repo, merge
 from test_resume import RESUME, kill_after_first_save, outcome, scratch
 
 from seqlab.core.config import load_config
-from seqlab.core.data_config import PreprocessConfig, TokenizerConfig
+from seqlab.core.data_config import MAX_NBEST, PreprocessConfig, TokenizerConfig
 from seqlab.core.errors import ConfigError, DataError
 from seqlab.core.run_config import TrainConfig
 from seqlab.core.text import ParallelText
-from seqlab.preprocess import (
-    encode,
-    pick_segmentations,
-    read_encoded,
-    sample,
-    sample_count,
-    sample_split,
-    shard_path,
-    usable,
-    write_nbest_samples,
-    write_samples,
-    write_shard,
-)
+from seqlab.preprocess.encode import encode, usable
+from seqlab.preprocess.samples import pick_segmentations, sample, write_nbest_samples, write_samples
+from seqlab.preprocess.shards import read_encoded, sample_count, sample_split, shard_path, write_shard
 from seqlab.tokenizer import Tokenizer, seed_sampling, train_tokenizer
 from seqlab.train.batches import EncodedSplit, SampledSplits, epoch_split, sampled_splits
 from seqlab.train.schedule import planned_steps
@@ -148,18 +139,18 @@ def test_segmentations_are_drawn_in_proportion_to_their_probability_to_the_alpha
     assert pick_segmentations([[[0], [1]]], scores, alpha=1.0, limit=2, uniform=np.array([[0.7]])).tolist() == [[1]]
 
 
-def nbest_files(tokenizer: Tokenizer, directory: Path, config: PreprocessConfig, *, seed: int) -> dict[str, bytes]:
+def nbest_files(tokenizer: Tokenizer, directory: Path, config: PreprocessConfig, *, seed: int,
+                chunk: int = 7) -> dict[str, bytes]:
+    """The sample shards written for ``config``, by name; ``chunk``: pairs a row group (7: several)."""
     directory.mkdir()
     kept_best = write_nbest_samples(encoded(tokenizer, config), directory, 0, tokenizer=tokenizer, config=config,
-                                    seed=seed)
+                                    seed=seed, chunk=chunk)
     assert kept_best == 0  # the best segmentation is one of the n-best, so a line within the limit has one
     return {path.name: path.read_bytes() for path in sorted(directory.iterdir())}
 
 
-def test_nbest_samples_follow_the_seed_and_decode_to_the_same_text(tokenizer: Tokenizer, tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("seqlab.preprocess.NBEST_CHUNK", 7)  # several row groups
-    config = PreprocessConfig(subword_samples=3, subword_alpha=0.2, subword_nbest=16)
+def test_nbest_samples_follow_the_seed_and_decode_to_the_same_text(tokenizer: Tokenizer, tmp_path: Path) -> None:
+    config = PreprocessConfig(subword_samples=3, subword_alpha=0.2, subword_nbest=16, threads=1)
     first = nbest_files(tokenizer, tmp_path / "a", config, seed=5)
     assert list(first) == [f"{sample_split(k)}-00000.parquet" for k in range(3)]
     assert nbest_files(tokenizer, tmp_path / "b", config, seed=5) == first
@@ -172,6 +163,16 @@ def test_nbest_samples_follow_the_seed_and_decode_to_the_same_text(tokenizer: To
     assert [list(ids) for ids in drawn[0][1]] != [list(ids) for ids in drawn[1][1]]
     changed = np.mean([list(a) != list(b) for a, b in zip(drawn[0][1], best["tgt_ids"])])
     assert 0 < changed < 1
+
+
+def test_nbest_samples_are_the_same_bytes_drawn_on_worker_processes(tokenizer: Tokenizer, tmp_path: Path) -> None:
+    # 60 pairs in chunks of 7: 18 tasks over 2 spawned processes, results taken in order
+    config = PreprocessConfig(subword_samples=3, subword_alpha=0.2, subword_nbest=16, threads=1)
+    alone = nbest_files(tokenizer, tmp_path / "one", config, seed=5)
+    shared = nbest_files(tokenizer, tmp_path / "two", replace(config, threads=2), seed=5)
+    assert shared == alone
+    # one chunk is drawn here whatever preprocess.threads says: starting processes costs more
+    assert nbest_files(tokenizer, tmp_path / "big", replace(config, threads=2), seed=5, chunk=len(TEXT.src)) != alone
 
 
 def test_nbest_samples_stay_within_the_length_limit(tokenizer: Tokenizer, tmp_path: Path) -> None:
@@ -206,7 +207,7 @@ def test_write_samples_uses_sentencepiece_for_bpe_and_for_nbest_minus_one(tokeni
 
 def test_the_largest_accepted_nbest_runs_through_sentencepiece(tokenizer: Tokenizer) -> None:
     # The key's upper bound is sentencepiece's own: one more and nbest encoding raises
-    largest = 512
+    largest = MAX_NBEST
     PreprocessConfig(subword_nbest=largest)
     candidates = tokenizer.nbest("src", ["the little house by the river"], size=largest)[0]
     assert 1 < len(candidates) <= largest

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from seqlab.core.errors import ConfigError
 
 SPLITS = ("train", "valid", "test")
+MAX_NBEST = 512  # sentencepiece's own n-best limit (kMaxNBestSize): past it nbest encoding raises
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,7 @@ class PreprocessConfig:
     max_src_len: int = 100  # pieces; longer pairs are dropped and counted
     max_tgt_len: int = 100
     shard_size: int = 100_000  # pairs per parquet shard, also the unit encoded at a time (bounds memory)
-    threads: int = 0  # sentencepiece encoding threads; 0: one per CPU core
+    threads: int = 0  # sentencepiece encoding threads, and n-best sampling processes; 0: one per CPU core
     # Subword regularization (Kudo, 2018): this many sampled segmentations of the train split,
     # one per epoch in turn; 0: every epoch sees the tokenizer's best segmentation.
     subword_samples: int = 0
@@ -195,6 +196,5 @@ class PreprocessConfig:
             raise ConfigError("preprocess.subword_samples: must be in [0, 999] (0: off)")
         if not 0.0 < self.subword_alpha <= 1.0:
             raise ConfigError("preprocess.subword_alpha: must be in (0, 1]")
-        # 512 is sentencepiece's own limit (kMaxNBestSize); past it nbest encoding raises
-        if self.subword_nbest != -1 and not 2 <= self.subword_nbest <= 512:
-            raise ConfigError("preprocess.subword_nbest: must be -1 (sentencepiece's sampler) or in [2, 512]")
+        if self.subword_nbest != -1 and not 2 <= self.subword_nbest <= MAX_NBEST:
+            raise ConfigError(f"preprocess.subword_nbest: must be -1 (sentencepiece's sampler) or in [2, {MAX_NBEST}]")

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from seqlab.model.batch import Batch, make_batch
-from seqlab.preprocess import read_encoded, sample_count, sample_split
+from seqlab.preprocess.shards import read_encoded, sample_count, sample_split
 
 
 @dataclass(frozen=True)
