@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,11 +98,15 @@ class Drawn:
     values: np.ndarray
     kept_best: int
 
+    @functools.cached_property
+    def _starts(self) -> np.ndarray:
+        """(K + 1,) where each sample's ids begin in ``values``."""
+        return np.concatenate(([0], np.cumsum(self.lengths.sum(axis=1))))
+
     def column(self, k: int) -> pa.Array:
         """Sample k's segmentations as :data:`IDS`."""
-        starts = np.concatenate(([0], np.cumsum(self.lengths.sum(axis=1))))
         offsets = np.concatenate(([0], np.cumsum(self.lengths[k]))).astype(np.int32)
-        return pa.ListArray.from_arrays(pa.array(offsets), pa.array(self.values[starts[k] : starts[k + 1]]))
+        return pa.ListArray.from_arrays(pa.array(offsets), pa.array(self.values[self._starts[k] : self._starts[k + 1]]))
 
 
 def draw(tokenizer: Tokenizer, lines: list[str], best: list, uniform: np.ndarray, side: Side,
@@ -139,7 +144,7 @@ def write_nbest_samples(pairs: pd.DataFrame, directory: Path, shard: int, *, tok
         # A fresh Tokenizer pickles as its model bytes alone, without the processors it has built.
         drawn = stack.enter_context(contextlib.closing(
             ordered_map(draw, tasks, shared=dataclasses.replace(tokenizer), workers=workers)))
-        for src, tgt in zip(drawn, drawn):
+        for src, tgt in zip(drawn, drawn):  # each chunk's two sides, one after the other
             for k, writer in enumerate(writers):
                 writer.write_table(pa.table({"src_ids": src.column(k), "tgt_ids": tgt.column(k)}, schema=schema))
             kept_best += src.kept_best + tgt.kept_best
