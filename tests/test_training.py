@@ -26,7 +26,7 @@ from seqlab.core.text import ParallelText
 from seqlab.model.checkpoint import load_checkpoint
 from seqlab.search.texts import decode_texts
 from seqlab.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer, train_tokenizer
-from seqlab.train.batches import EncodedSplit
+from seqlab.train.batches import EncodedSplit, SampledSplits
 from seqlab.train.loop import Outputs, TrainingDiverged, TrainResult, make_optimizer, train
 from seqlab.train.state import load_state
 from seqlab.train.validation import Validation, is_better, validate, worst
@@ -89,14 +89,14 @@ class FakeLive:
 
 
 def run(tiny: Tiny, tmp_path: Path, *, resume=None, live=None, seed: int = 1234, tokenize: str = "13a",
-        **options) -> TrainResult:
+        samples=(), **options) -> TrainResult:
     """The train stage in process: seed everything, then train with ``options`` over tiny defaults."""
     config = TrainConfig(**{"epochs": 2, "batch_tokens": 60, "device": "cpu", "save_every": 0, **options})
     torch.manual_seed(seed)
     random.seed(seed)
     return train(tiny.train, tiny.valid, tiny.valid_text, model_config=MODEL, config=config, tokenizer=tiny.tokenizer,
                  seed=1234, device=CPU, outputs=Outputs(tmp_path / "model.pt", tmp_path / "state.pt", "fp"),
-                 info={"corpus": "tiny"}, resume=resume, live=live, tokenize=tokenize)
+                 info={"corpus": "tiny"}, resume=resume, live=live, tokenize=tokenize, samples=samples)
 
 
 def final_weights(tmp_path: Path) -> dict[str, torch.Tensor]:
@@ -358,6 +358,28 @@ def test_target_output_vocab_trains_and_translates_with_the_target_pieces_only(t
     emitted = {t for r in results for h in r.hypotheses for t in h.tokens}
     assert emitted and emitted <= set(used)  # piece ids, mapped back from output indices
     assert [r.texts for r in results] == [tiny.tokenizer.decode_tgt([h.tokens for h in r.hypotheses]) for r in results]
+
+
+def test_subword_samples_are_read_once_before_the_epochs_and_size_the_output_layer(tiny: Tiny, tmp_path: Path,
+                                                                                   monkeypatch) -> None:
+    monkeypatch.setattr(f"{__name__}.MODEL", ModelConfig(embed_dim=8, hidden_dim=8, attention_dim=8,
+                                                         output_vocab="target"))
+    used = {int(i) for ids in tiny.train.tgt for i in ids} | {PAD_ID, UNK_ID, BOS_ID, EOS_ID}
+    extra = min(set(range(tiny.tokenizer.tgt_vocab_size)) - used)  # a piece only the last sample uses
+    loads = []
+
+    def load(number: int) -> EncodedSplit:
+        loads.append(number)
+        tgt = list(tiny.train.tgt)
+        if number == 2:
+            tgt[0] = np.append(tgt[0], np.int32(extra))
+        return EncodedSplit(tiny.train.src, tgt)
+
+    run(tiny, tmp_path, epochs=4, samples=SampledSplits(3, load=load))
+    # Sizing the output layer reads each sample once; planning the batches reads none again;
+    # then each epoch reads its own (only the last one read is kept).
+    assert loads == [0, 1, 2, 0, 1, 2, 0]
+    assert load_checkpoint(tmp_path / "model.pt").model.output_ids.tolist() == sorted(used | {extra})
 
 
 def test_the_validation_bleu_splits_words_with_evaluate_tokenize(tiny: Tiny, tmp_path: Path) -> None:

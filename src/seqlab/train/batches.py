@@ -27,13 +27,32 @@ class EncodedSplit:
         return make_batch([self.src[i] for i in indices], [self.tgt[i] for i in indices])
 
 
+@dataclass(frozen=True)
+class SplitSummary:
+    """What a run needs of a split before its epochs: the lengths of each side (N,), which plan the
+    batches, and the target pieces it uses (U,), which ``model.output_vocab: target`` keeps."""
+
+    src_lengths: np.ndarray
+    tgt_lengths: np.ndarray
+    targets: np.ndarray
+
+
+def summarize(split: EncodedSplit) -> SplitSummary:
+    src, tgt = split.lengths()
+    used = np.unique(np.concatenate(split.tgt)) if len(split.tgt) else np.zeros(0, dtype=np.int32)
+    return SplitSummary(src, tgt, used)
+
+
 class SampledSplits(Sequence[EncodedSplit]):
     """The train split's subword samples, read when used and only one kept: each is as large as
-    the split itself, so a run holds two splits in memory however many samples there are."""
+    the split itself, so a run holds two splits in memory however many samples there are.
+    Each sample's :class:`SplitSummary` is kept once it has been read (the run's fingerprint reads
+    every sample), so sizing the output layer and planning the batches read none again."""
 
     def __init__(self, count: int, *, load: Callable[[int], EncodedSplit]) -> None:
         self._count, self._load = count, load
         self._cached: tuple[int, EncodedSplit] | None = None
+        self._summaries: dict[int, SplitSummary] = {}
 
     def __len__(self) -> int:
         return self._count
@@ -44,7 +63,21 @@ class SampledSplits(Sequence[EncodedSplit]):
         if self._cached is None or self._cached[0] != number:
             self._cached = None  # freed before the next one is read
             self._cached = (number, self._load(number))
+            if number not in self._summaries:
+                self._summaries[number] = summarize(self._cached[1])
         return self._cached[1]
+
+    def summary(self, number: int) -> SplitSummary:
+        if number not in self._summaries:
+            self[number]
+        return self._summaries[number]
+
+
+def summaries(samples: Sequence[EncodedSplit]) -> list[SplitSummary]:
+    """Each subword sample's summary, reading from disk only those the run has not read yet."""
+    if isinstance(samples, SampledSplits):
+        return [samples.summary(number) for number in range(len(samples))]
+    return [summarize(sample) for sample in samples]
 
 
 def sampled_splits(directory: str | Path) -> SampledSplits:

@@ -34,7 +34,7 @@ from seqlab.model.runtime import autocast
 from seqlab.model.seq2seq import count_parameters
 from seqlab.tokenizer import Tokenizer
 from seqlab.train.averaging import StateDict
-from seqlab.train.batches import EncodedSplit, bucket_indices, epoch_split
+from seqlab.train.batches import EncodedSplit, bucket_indices, epoch_split, summaries
 from seqlab.train.distributed import World, from_leader, gather, total, wrap
 from seqlab.train.loss import batch_loss
 from seqlab.train.run import (
@@ -172,7 +172,7 @@ def train(
     run = replace(run, net=wrap(model, world, device) if world.distributed else None)
     resumed_from = progress.step
     cap = global_batch_tokens(config, world)
-    lengths = [data.lengths() for data in samples or (train_data,)]
+    lengths = [(s.src_lengths, s.tgt_lengths) for s in summaries(samples)] if samples else [train_data.lengths()]
     total = planned_steps(config, steps_per_epoch=_epoch_steps(lengths, cap=cap, run=run))
     begin, meter, generator = time.perf_counter(), Throughput(), torch.Generator()
     # A with-block, so that an error (or Ctrl-C) closes the bar before the message is printed.

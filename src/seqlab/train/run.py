@@ -17,7 +17,7 @@ from seqlab.core.text import ParallelText
 from seqlab.model.checkpoint import load_checkpoint
 from seqlab.model.seq2seq import Seq2Seq, build_model, output_pieces
 from seqlab.tokenizer import Tokenizer
-from seqlab.train.batches import EncodedSplit
+from seqlab.train.batches import EncodedSplit, summaries
 from seqlab.train.distributed import World
 
 
@@ -90,7 +90,7 @@ def build_network(train_data: EncodedSplit, *, model_config: ModelConfig, tokeni
     (in the best segmentation or in any subword sample)."""
     if model_config.share_embeddings and not tokenizer.joint:
         raise ConfigError("model.share_embeddings: needs tokenizer.joint: true")
-    targets = itertools.chain(train_data.tgt, itertools.chain.from_iterable(sample.tgt for sample in samples))
+    targets = itertools.chain(train_data.tgt, (summary.targets for summary in summaries(samples)))
     output_ids = output_pieces(targets, tokenizer.tgt_vocab_size) if model_config.output_vocab == "target" else None
     model = build_model(model_config, src_vocab=tokenizer.src_vocab_size, tgt_vocab=tokenizer.tgt_vocab_size,
                         output_ids=output_ids)
