@@ -93,3 +93,20 @@ def test_training_recurrence_equals_the_packed_module(rnn_type, layers, bidirect
     for want, have in zip(expected, got):
         assert torch.allclose(have, want, rtol=0, atol=1e-12)
 
+
+
+
+def test_lstm_runs_under_cpu_autocast_in_fp32_where_onednn_has_no_bf16_kernel(monkeypatch) -> None:
+    """On CPUs without AVX-512 (AMD Zen 1, ...) oneDNN cannot build a bf16 LSTM kernel, and the call failed
+    (train.cpu_bf16's validation, decode under CPU autocast): there the LSTM runs in fp32, as without autocast."""
+    encoder = make_encoder()
+    embedded, lengths = padded([4, 7, 2])
+    with torch.no_grad():
+        fp32 = encoder(embedded, lengths)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            here = encoder(embedded, lengths)  # this machine's own path, whichever it is
+            monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+            without_avx512 = encoder(embedded, lengths)
+    assert without_avx512.memory.dtype == torch.float32
+    assert torch.equal(without_avx512.memory, fp32.memory) and torch.equal(without_avx512.final_c, fp32.final_c)
+    torch.testing.assert_close(here.memory.float(), fp32.memory, atol=0.03, rtol=0.03)

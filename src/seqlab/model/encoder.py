@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -10,6 +11,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from seqlab.model.cells import gru_update, lstm_update
 from seqlab.model.dropout import Dropout
+from seqlab.model.runtime import lstm_autocast
 from seqlab.model.tape import WeightGradTape
 
 RNNS = {"lstm": nn.LSTM, "gru": nn.GRU}
@@ -75,7 +77,9 @@ class Encoder(nn.Module):
             # the taped recurrence works in sorted order; the module's final states are in batch order
             h, c = h.index_select(1, packed.unsorted_indices), None if c is None else c.index_select(1, packed.unsorted_indices)
         else:
-            out, final = self.rnn(packed)
+            lstm = isinstance(self.rnn, nn.LSTM)
+            with lstm_autocast(embedded.device) if lstm else contextlib.nullcontext():
+                out, final = self.rnn(packed)
             h, c = final if isinstance(final, tuple) else (final, None)
         memory, _ = pad_packed_sequence(out, batch_first=True, total_length=embedded.size(1))
         return EncoderOutput(

@@ -83,6 +83,16 @@ def autocast(device: torch.device, *, cpu_bf16: bool = False) -> contextlib.Abst
     return contextlib.nullcontext()
 
 
+def lstm_autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """Around a packed ``nn.LSTM`` call: oneDNN builds no bf16 LSTM kernel on CPUs without AVX-512
+    (AMD Zen 1, older Intel), so under CPU autocast there the call fails. There it runs in fp32,
+    autocast off; elsewhere as autocast has it."""
+    no_bf16_kernel = torch.backends.cpu.get_cpu_capability() != "AVX512"
+    if device.type == "cpu" and torch.is_autocast_enabled("cpu") and no_bf16_kernel:
+        return torch.autocast("cpu", enabled=False)
+    return contextlib.nullcontext()
+
+
 def set_threads(threads: int) -> None:
     """Cap torch's intra-op threads; 0 leaves torch's default (one per core)."""
     if threads > 0:
