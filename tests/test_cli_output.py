@@ -35,8 +35,9 @@ def start(checkpoint: Path, folder: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "seqlab", "translate", "--model", str(checkpoint), "--output", "out.txt",
                "--chunk-size", "1", "--max-length", "4", "--no-progress", *args]
+    # A shell that starts jobs in the background (nohup, &) hands them SIGINT ignored: restore Ctrl-C's default.
     return subprocess.Popen(command, cwd=folder, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def temporaries(folder: Path) -> list[Path]:

@@ -138,6 +138,11 @@ def test_taped_gradients_under_bf16_autocast_are_as_accurate_as_plain_autocast()
         # measured against the fp32 gradient, the tape's error is no larger
         taped_err = (taped[name] - exact[name]).norm().item()
         plain_err = (plain[name] - exact[name]).norm().item()
+        if name.startswith("encoder.rnn.") and torch.backends.cpu.get_cpu_capability() != "AVX512":
+            # Without AVX-512 the module's LSTM runs in fp32 under autocast (runtime.lstm_autocast),
+            # so there is no bf16 error to compare with: the tape's must stay at bf16's scale.
+            assert taped_err <= 1e-2 * exact[name].norm().item(), name
+            continue
         assert taped_err <= 1.5 * plain_err + 1e-3 * exact[name].norm().item(), name
 
 
